@@ -1,0 +1,58 @@
+# authnode — run `make help` for the targets.
+
+GO            ?= go
+BIN           := bin
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := $(BIN)/golangci-lint
+VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS       := -s -w -X main.version=$(VERSION)
+TEST_TIMEOUT  ?= 15m
+BENCH_TIME    ?= 1s
+
+.DEFAULT_GOAL := help
+.PHONY: help build run test unit lint fmt bench proto proto-check tidy-check deps clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build bin/authnode (static)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/authnode ./cmd/authnode
+
+run: build ## start a node on the embedded defaults
+	$(BIN)/authnode serve
+
+test: deps ## the whole suite, with the race detector (what CI runs)
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+unit: ## the quick inner loop: every package, no race detector
+	$(GO) test -count=1 -timeout 5m ./...
+
+lint: $(GOLANGCI_LINT) ## golangci-lint (pinned) and gofmt
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GOLANGCI_LINT) run ./...
+
+fmt: ## format the code
+	gofmt -w $$(git ls-files '*.go')
+
+bench: ## hot-path benchmarks (figures go to docs/BENCHMARKS.md)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./ring ./shard
+
+proto: ## regenerate code from proto/
+	scripts/proto.sh
+
+proto-check: proto ## fail when generated code is not current
+	@git diff --exit-code -- proto || (echo "generated code is stale: run make proto and commit"; exit 1)
+
+tidy-check: ## fail when go.mod or go.sum need go mod tidy
+	$(GO) mod tidy
+	@git diff --exit-code -- go.mod go.sum || (echo "go.mod/go.sum not tidy: run go mod tidy and commit"; exit 1)
+
+deps: ## install what the suite needs (Debian packages; as root, or prints the command)
+	scripts/deps.sh
+
+clean: ## remove build output
+	rm -rf $(BIN)
+
+$(GOLANGCI_LINT):
+	GOBIN=$(CURDIR)/$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)

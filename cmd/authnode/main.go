@@ -1,0 +1,47 @@
+// Command authnode runs one node of the authnode cache tier.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `authnode — the cache tier of the avion auth service
+
+Usage:
+  authnode <command> [flags]
+
+Commands:
+  serve     run a node (see authnode serve --help)
+  version   print the version
+  help      print this help
+`
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// run executes one command line and returns the process exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "version", "--version":
+		fmt.Fprintln(stdout, "authnode", version)
+		return 0
+	case "serve":
+		return serve(args[1:], stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "authnode: unknown command %q (run authnode help)\n", args[0])
+		return 2
+	}
+}
