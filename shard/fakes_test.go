@@ -207,6 +207,18 @@ func (s *source) set(fn func(ctx context.Context, node, key string, n int) (Valu
 	s.fn, s.started = fn, started
 }
 
+// recv receives from ch or fails the test after a deadline.
+func recv[T any](t testing.TB, what string, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}
+
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()

@@ -53,6 +53,41 @@ func TestLoadedOnceThroughEveryNode(t *testing.T) {
 	}
 }
 
+// TestConcurrentMissesShareOneLoad: callers on every node miss the same key
+// while its owner is loading it; the owner loads it once for all of them.
+func TestConcurrentMissesShareOneLoad(t *testing.T) {
+	members := memberNames(3)
+	src := newSource()
+	net := newNet(t, members, src, testGroupConfig(), nil)
+	gt := newGate(src)
+	const perNode = 4
+	owner := net.node(members[0]).Ring().Owner("hot")
+	var wg sync.WaitGroup
+	for _, m := range members {
+		for range perNode {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if e, err := net.group(m).Get(context.Background(), "hot"); err != nil || string(e.Value) != "hot@1" {
+					t.Errorf("Get via %s = %q, %v", m, e.Value, err)
+				}
+			}()
+		}
+	}
+	recv(t, "the load to start", gt.started)
+	eventually(t, "every caller waiting on the owner", func() bool {
+		return net.group(owner).Stats().Misses == uint64(len(members)*perNode)
+	})
+	gt.open()
+	wg.Wait()
+	if n := src.count("hot"); n != 1 {
+		t.Fatalf("%d loads for %d concurrent misses", n, len(members)*perNode)
+	}
+	if s := net.group(owner).Stats(); s.SharedLoads != uint64(len(members)*perNode) {
+		t.Fatalf("owner stats %+v", s)
+	}
+}
+
 // TestOnlyOwnerLoads checks that each load happens on the key's owner.
 func TestOnlyOwnerLoads(t *testing.T) {
 	members := memberNames(3)

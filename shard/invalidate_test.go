@@ -49,11 +49,11 @@ func TestInvalidationDuringOwnerLoadWins(t *testing.T) {
 			results <- string(e.Value)
 		}()
 	}
-	<-gt.started
+	recv(t, "a load to start", gt.started)
 	eventually(t, "both callers waiting", func() bool { return g.Stats().Misses == 2 })
 	g.Invalidate("user-1", 0)
 	gt.open()
-	<-gt.started // the second load, after the invalidation
+	recv(t, "the second load", gt.started)
 	wg.Wait()
 	close(results)
 	for r := range results {
@@ -140,12 +140,12 @@ func TestInvalidateAll(t *testing.T) {
 		e, _ := net.group("a").Get(context.Background(), "late")
 		inflight <- string(e.Value)
 	}()
-	<-gt.started
+	recv(t, "a load to start", gt.started)
 	for _, m := range []string{"a", "b"} {
 		net.group(m).InvalidateAll(0)
 	}
 	gt.open()
-	if got := <-inflight; got != "late@2" {
+	if got := recv(t, "inflight", inflight); got != "late@2" {
 		t.Fatalf("in-flight load returned %q across InvalidateAll", got)
 	}
 	for i := range 20 {

@@ -20,7 +20,8 @@ const (
 // others.
 func (g *Group) load(ctx context.Context, key string, mode loadMode) (Entry, error) {
 	g.n.misses.Add(1)
-	ch := g.flight.DoChan(string(mode)+key, func() (any, error) { return g.fill(key, mode) })
+	detached := context.WithoutCancel(ctx) // keeps the caller's values, not its cancellation
+	ch := g.flight.DoChan(string(mode)+key, func() (any, error) { return g.fill(detached, key, mode) })
 	select {
 	case r := <-ch:
 		if r.Shared {
@@ -37,7 +38,9 @@ func (g *Group) load(ctx context.Context, key string, mode loadMode) (Entry, err
 
 // fill is the body of one shared load. It recovers a panicking loader so the
 // key is never wedged, and retries when an invalidation overtakes the load.
-func (g *Group) fill(key string, mode loadMode) (e Entry, err error) {
+// parent must not be cancelled by any one caller: the load is bounded by
+// LoadTimeout and stopped by Close instead.
+func (g *Group) fill(parent context.Context, key string, mode loadMode) (e Entry, err error) {
 	if !g.c.enter() {
 		return Entry{}, ErrClosed
 	}
@@ -49,8 +52,10 @@ func (g *Group) fill(key string, mode loadMode) (e Entry, err error) {
 			e, err = Entry{}, fmt.Errorf("%w: loader panicked", ErrSourceFailed)
 		}
 	}()
-	ctx, cancel := context.WithTimeout(g.c.base, g.c.cfg.LoadTimeout)
+	ctx, cancel := context.WithTimeout(parent, g.c.cfg.LoadTimeout)
 	defer cancel()
+	stop := context.AfterFunc(g.c.base, cancel) // Close cancels every load
+	defer stop()
 	for range g.c.cfg.LoadAttempts {
 		// Check again inside the flight: a flight for this key may have
 		// stored it between the caller's miss and this flight's start.

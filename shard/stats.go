@@ -8,7 +8,7 @@ type Stats struct {
 	HotHits        uint64 // hot-copy hits
 	Misses         uint64 // gets this node answered by loading (as owner or degraded)
 	Loads          uint64 // source loads started (the database load)
-	SharedLoads    uint64 // callers served by another caller's load
+	SharedLoads    uint64 // gets answered by a load that served more than one caller
 	Forwards       uint64 // gets sent to an owner
 	ForwardErrors  uint64 // forwards that got no answer
 	DegradedLoads  uint64 // gets loaded here because the owner did not answer or is suspect

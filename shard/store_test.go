@@ -200,3 +200,30 @@ func TestGroupValidation(t *testing.T) {
 		t.Fatalf("Groups() = %v", got)
 	}
 }
+
+// TestLoadFinishingAfterRingChangeIsNotStored: a load that began while this
+// node owned the key, and ends after the key moved away, is returned to its
+// callers but not stored in the owner shard.
+func TestLoadFinishingAfterRingChangeIsNotStored(t *testing.T) {
+	src := newSource()
+	net := newNet(t, []string{"a"}, src, testGroupConfig(), nil)
+	grown := snapshotOf(t, "a", "b")
+	key := keyOwnedBy(t, grown, "b")
+	gt := newGate(src)
+	done := make(chan string, 1)
+	go func() {
+		e, _ := net.group("a").Get(context.Background(), key)
+		done <- string(e.Value)
+	}()
+	recv(t, "a load to start", gt.started)
+	net.node("a").ring.Store(grown)
+	net.node("a").cache.RingChanged()
+	gt.open()
+	if got := recv(t, "the load", done); got != key+"@1" {
+		t.Fatalf("Get = %q", got)
+	}
+	net.group("a").owned.wait()
+	if _, held := net.group("a").owned.c.Get(key); held {
+		t.Fatal("a stored a key it no longer owns")
+	}
+}
