@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"sync/atomic"
 	"testing"
+
+	"github.com/avion/authnode/ring"
 )
 
 const benchKeySpace = 100_000
@@ -19,6 +21,17 @@ func zipfKeys(n int) []string {
 		out[i] = fmt.Sprintf("user-%d", z.Uint64())
 	}
 	return out
+}
+
+// zipfKeysOwnedBy returns 1<<15 Zipf-drawn keys that snap places on owner.
+func zipfKeysOwnedBy(snap *ring.Snapshot, owner string) []string {
+	var keys []string
+	for _, k := range zipfKeys(1 << 17) {
+		if snap.Owner(k) == owner && len(keys) < 1<<15 {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 func benchGroupConfig() GroupConfig {
@@ -75,13 +88,7 @@ func BenchmarkOwnerHit(b *testing.B) {
 func BenchmarkHotHit(b *testing.B) {
 	net := newNet(b, []string{"a", "b"}, newSource(), benchGroupConfig(), nil)
 	g := net.group("a")
-	snap := net.node("a").Ring()
-	var keys []string
-	for _, k := range zipfKeys(1 << 17) {
-		if snap.Owner(k) == "b" && len(keys) < 1<<15 {
-			keys = append(keys, k)
-		}
-	}
+	keys := zipfKeysOwnedBy(net.node("a").Ring(), "b")
 	warm(b, g, keys)
 	forwards := g.Stats().Forwards
 	parallelGets(b, g, keys)
@@ -118,13 +125,7 @@ func BenchmarkForward(b *testing.B) {
 	gcfg := benchGroupConfig()
 	gcfg.HotSampleEvery = 0
 	net := newNet(b, []string{"a", "b"}, newSource(), gcfg, nil)
-	snap := net.node("a").Ring()
-	var keys []string
-	for _, k := range zipfKeys(1 << 17) {
-		if snap.Owner(k) == "b" && len(keys) < 1<<15 {
-			keys = append(keys, k)
-		}
-	}
+	keys := zipfKeysOwnedBy(net.node("a").Ring(), "b")
 	warm(b, net.group("b"), keys)
 	parallelGets(b, net.group("a"), keys)
 }
