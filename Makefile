@@ -38,11 +38,11 @@ fmt: ## format the code
 bench: ## hot-path benchmarks (figures go to docs/BENCHMARKS.md)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./ring ./shard
 
-proto: ## regenerate code from proto/
+proto: deps ## regenerate code from proto/
 	scripts/proto.sh
 
 proto-check: proto ## fail when generated code is not current
-	@git diff --exit-code -- proto || (echo "generated code is stale: run make proto and commit"; exit 1)
+	@test -z "$$(git status --porcelain -- proto transport/peerpb)" || (git status --short -- proto transport/peerpb; echo "generated code is stale: run make proto and commit"; exit 1)
 
 tidy-check: ## fail when go.mod or go.sum need go mod tidy
 	$(GO) mod tidy

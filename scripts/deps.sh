@@ -5,9 +5,8 @@
 # apt-get; otherwise it prints the exact command and fails.
 set -euo pipefail
 
-# The suite needs nothing beyond Go yet; servers and tools join this list as
-# the tests that start them arrive.
 NEEDS=(
+  "protoc protobuf-compiler"     # make proto / proto-check
 )
 
 missing=()

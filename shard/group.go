@@ -63,7 +63,7 @@ func (g *Group) Stats() Stats { return g.n.snapshot() }
 // error wrapping ErrSourceFailed when the load failed, with ErrChurn, or with
 // ctx's error. A hit neither allocates nor takes a lock.
 func (g *Group) Get(ctx context.Context, key string) (Entry, error) {
-	if err := checkKey(key); err != nil {
+	if err := CheckKey(key); err != nil {
 		return Entry{}, err
 	}
 	snap := g.c.peers.Ring()
@@ -77,7 +77,8 @@ func (g *Group) Get(ctx context.Context, key string) (Entry, error) {
 	return g.forward(ctx, owner, snap.Fingerprint(), key)
 }
 
-func checkKey(key string) error {
+// CheckKey reports whether key is acceptable: 1 to MaxKeyLen bytes.
+func CheckKey(key string) error {
 	if key == "" || len(key) > MaxKeyLen {
 		return fmt.Errorf("%w: key length %d not in [1, %d]", ErrBadRequest, len(key), MaxKeyLen)
 	}
@@ -106,7 +107,7 @@ func (g *Group) getHot(key string) (Entry, bool) {
 
 // serveForward answers a forwarded get without forwarding it again.
 func (g *Group) serveForward(ctx context.Context, req ForwardRequest) (ForwardResponse, error) {
-	if err := checkKey(req.Key); err != nil {
+	if err := CheckKey(req.Key); err != nil {
 		return ForwardResponse{}, err
 	}
 	snap := g.c.peers.Ring()

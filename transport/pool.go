@@ -1,0 +1,169 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/avion/authnode/hlc"
+	"github.com/avion/authnode/ring"
+	"github.com/avion/authnode/shard"
+	"github.com/avion/authnode/transport/peerpb"
+)
+
+// ErrNoPeer means the pool has no connection to the named member.
+var ErrNoPeer = errors.New("transport: no connection to peer")
+
+// RingSource supplies the current ring; *ring.Ring implements it.
+type RingSource interface {
+	Current() *ring.Snapshot
+}
+
+// Pool holds one client connection per peer and implements shard.Peers.
+// SetPeers opens connections to members that joined and closes those of
+// members that left. All methods are safe for concurrent use.
+type Pool struct {
+	ring RingSource
+	opts []grpc.DialOption
+
+	mu     sync.RWMutex
+	peers  map[string]*peerConn
+	closed bool
+}
+
+type peerConn struct {
+	addr   string
+	conn   *grpc.ClientConn
+	client peerpb.PeerClient
+}
+
+// NewPool returns an empty pool that routes by rs. Extra dial options (for
+// example TLS credentials) replace the default insecure transport.
+func NewPool(rs RingSource, opts ...grpc.DialOption) *Pool {
+	if len(opts) == 0 {
+		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	return &Pool{ring: rs, opts: opts, peers: map[string]*peerConn{}}
+}
+
+// Ring returns the current ring snapshot.
+func (p *Pool) Ring() *ring.Snapshot { return p.ring.Current() }
+
+// SetPeers makes addrs (member name → peer host:port, without this node) the
+// set of peers. Connections are created lazily by gRPC, so SetPeers does not
+// block on the network. A member whose address changed gets a new connection.
+func (p *Pool) SetPeers(addrs map[string]string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return shard.ErrClosed
+	}
+	next := make(map[string]*peerConn, len(addrs))
+	var errs []error
+	for name, addr := range addrs {
+		if pc := p.peers[name]; pc != nil && pc.addr == addr {
+			next[name] = pc
+			continue
+		}
+		if err := checkAddr(addr); err != nil {
+			errs = append(errs, fmt.Errorf("transport: peer %s: %w", name, err))
+			continue
+		}
+		conn, err := grpc.NewClient("passthrough:///"+addr, p.opts...)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("transport: peer %s at %q: %w", name, addr, err))
+			continue
+		}
+		next[name] = &peerConn{addr: addr, conn: conn, client: peerpb.NewPeerClient(conn)}
+	}
+	for name, pc := range p.peers {
+		if next[name] != pc {
+			_ = pc.conn.Close()
+		}
+	}
+	p.peers = next
+	return errors.Join(errs...)
+}
+
+// Peers returns the current peer addresses by member name.
+func (p *Pool) Peers() map[string]string {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	out := make(map[string]string, len(p.peers))
+	for name, pc := range p.peers {
+		out[name] = pc.addr
+	}
+	return out
+}
+
+func (p *Pool) client(name string) (peerpb.PeerClient, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	pc := p.peers[name]
+	if pc == nil {
+		return nil, fmt.Errorf("%w %s", ErrNoPeer, name)
+	}
+	return pc.client, nil
+}
+
+// Get implements shard.Peers: it forwards req to owner. An error wraps
+// shard.ErrSourceFailed only when the owner answered that its load failed.
+func (p *Pool) Get(ctx context.Context, owner string, req shard.ForwardRequest) (shard.ForwardResponse, error) {
+	c, err := p.client(owner)
+	if err != nil {
+		return shard.ForwardResponse{}, err
+	}
+	resp, err := c.Get(ctx, &peerpb.GetRequest{
+		Group: req.Group, Key: req.Key, RingFingerprint: req.Fingerprint, Hops: req.Hops,
+	})
+	if err != nil {
+		if sourceFailed(err) {
+			return shard.ForwardResponse{}, fmt.Errorf("%w: reported by %s", shard.ErrSourceFailed, owner)
+		}
+		return shard.ForwardResponse{}, fmt.Errorf("transport: get from %s: %w", owner, err)
+	}
+	return shard.ForwardResponse{Value: resp.GetValue(), Gen: hlc.Gen(resp.GetGen()), TTL: time.Duration(resp.GetTtlNanos())}, nil
+}
+
+// Invalidate asks member to drop key of group (every key when all is set).
+func (p *Pool) Invalidate(ctx context.Context, member, group, key string, all bool, gen hlc.Gen) error {
+	c, err := p.client(member)
+	if err != nil {
+		return err
+	}
+	_, err = c.Invalidate(ctx, &peerpb.InvalidateRequest{Group: group, Key: key, All: all, Gen: uint64(gen)})
+	if err != nil {
+		return fmt.Errorf("transport: invalidate on %s: %w", member, err)
+	}
+	return nil
+}
+
+// Close closes every connection; later calls fail with ErrNoPeer.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for _, pc := range p.peers {
+		_ = pc.conn.Close()
+	}
+	p.peers = map[string]*peerConn{}
+}
+
+// checkAddr accepts host:port with a non-empty host and a port in 1-65535.
+func checkAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("address %q: %w", addr, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || host == "" {
+		return fmt.Errorf("address %q: want host:port with a port in 1-65535", addr)
+	}
+	return nil
+}

@@ -1,0 +1,58 @@
+// Package transport carries authnode's gRPC traffic: the peer service that
+// nodes call on each other (Get, Invalidate) and the client pool that calls
+// it, which implements shard.Peers.
+package transport
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/avion/authnode/hlc"
+	"github.com/avion/authnode/shard"
+	"github.com/avion/authnode/transport/peerpb"
+)
+
+// RegisterPeer registers the peer service for cache on s.
+func RegisterPeer(s grpc.ServiceRegistrar, cache *shard.Cache) {
+	peerpb.RegisterPeerServer(s, &peerService{cache: cache})
+}
+
+type peerService struct {
+	peerpb.UnimplementedPeerServer
+	cache *shard.Cache
+}
+
+func (p *peerService) Get(ctx context.Context, req *peerpb.GetRequest) (*peerpb.GetResponse, error) {
+	resp, err := p.cache.ServeForward(ctx, shard.ForwardRequest{
+		Group:       req.GetGroup(),
+		Key:         req.GetKey(),
+		Fingerprint: req.GetRingFingerprint(),
+		Hops:        req.GetHops(),
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &peerpb.GetResponse{Value: resp.Value, Gen: uint64(resp.Gen), TtlNanos: int64(resp.TTL)}, nil
+}
+
+func (p *peerService) Invalidate(_ context.Context, req *peerpb.InvalidateRequest) (*peerpb.InvalidateResponse, error) {
+	g := p.cache.Group(req.GetGroup())
+	if g == nil {
+		return nil, toStatus(shard.ErrUnknownGroup)
+	}
+	gen := hlc.Gen(req.GetGen())
+	switch {
+	case req.GetAll() && req.GetKey() == "":
+		g.InvalidateAll(gen)
+	case req.GetAll():
+		return nil, status.Error(codes.InvalidArgument, "bad request: all with a key")
+	case shard.CheckKey(req.GetKey()) != nil:
+		return nil, toStatus(shard.CheckKey(req.GetKey()))
+	default:
+		g.Invalidate(req.GetKey(), gen)
+	}
+	return &peerpb.InvalidateResponse{}, nil
+}
