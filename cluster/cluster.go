@@ -1,0 +1,259 @@
+// Package cluster keeps this node's view of membership with
+// hashicorp/memberlist and turns it into consistent-hash ring snapshots.
+//
+// One goroutine owns the ring: memberlist's callbacks only signal it, and it
+// rebuilds the member list from memberlist's current view, publishes a new
+// snapshot (rebuild, then swap) and tells the OnChange callback. Members whose
+// metadata cannot be decoded, or who speak another protocol version, stay out
+// of the ring: they could not answer a forwarded get.
+package cluster
+
+import (
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/avion/authnode/ring"
+)
+
+// Member is a node in the ring.
+type Member struct {
+	Name       string
+	GossipAddr string // host:port of its gossip listener
+	Meta
+}
+
+// View is one membership state: the ring snapshot and the members in it.
+type View struct {
+	Ring    *ring.Snapshot
+	Members map[string]Member // by name, this node included
+}
+
+// Cluster is this node's membership. Create it with New, stop it with
+// Leave (optional) and Shutdown.
+type Cluster struct {
+	cfg      Config
+	log      *slog.Logger
+	ml       *memberlist.Memberlist
+	ring     *ring.Ring
+	onChange func(View)
+
+	changed chan struct{} // capacity 1: coalesces membership events
+	stop    chan struct{}
+	done    chan struct{}
+
+	mu   sync.RWMutex
+	view View
+
+	shutdownOnce sync.Once
+}
+
+// New starts gossip for cfg and returns once this node is a cluster of one;
+// call Join to meet the others. onChange (optional) is called from the
+// cluster's goroutine after each new ring is published, one call at a time;
+// it may block briefly, and membership changes queue behind it.
+func New(cfg Config, onChange func(View)) (*Cluster, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	meta, err := cfg.Meta.Encode()
+	if err != nil {
+		return nil, err
+	}
+	return start(cfg, onChange, meta)
+}
+
+// start runs gossip advertising meta as this node's metadata.
+func start(cfg Config, onChange func(View), meta []byte) (*Cluster, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	r, err := ring.New(cfg.Ring)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{
+		cfg: cfg, log: cfg.Logger.With("component", "cluster"), ring: r, onChange: onChange,
+		changed: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	ml, err := memberlist.Create(c.memberlistConfig(meta))
+	if err != nil {
+		return nil, fmt.Errorf("cluster: start gossip: %w", err)
+	}
+	c.ml = ml
+	c.rebuild()
+	go c.loop()
+	return c, nil
+}
+
+func (c *Cluster) memberlistConfig(meta []byte) *memberlist.Config {
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = c.cfg.Name
+	mc.BindAddr, mc.BindPort = c.cfg.BindAddr, c.cfg.BindPort
+	mc.AdvertiseAddr, mc.AdvertisePort = c.cfg.AdvertiseAddr, c.cfg.AdvertisePort
+	t := c.cfg.Timing
+	mc.ProbeInterval, mc.ProbeTimeout, mc.SuspicionMult = t.ProbeInterval, t.ProbeTimeout, t.SuspicionMult
+	mc.GossipInterval, mc.PushPullInterval, mc.TCPTimeout = t.GossipInterval, t.PushPullInterval, t.TCPTimeout
+	mc.DeadNodeReclaimTime = t.DeadNodeReclaimTime
+	mc.SecretKey = c.cfg.GossipKey
+	mc.Delegate = &delegate{meta: meta}
+	mc.Events = &events{c: c}
+	mc.Logger = log.New(&logWriter{log: c.log}, "", 0)
+	return mc
+}
+
+// Join contacts seeds and returns how many answered. It fails only when
+// none did.
+func (c *Cluster) Join(seeds []string) (int, error) {
+	if len(seeds) == 0 {
+		return 0, nil
+	}
+	n, err := c.ml.Join(seeds)
+	if n > 0 {
+		return n, nil
+	}
+	return 0, fmt.Errorf("cluster: join %v: %w", seeds, err)
+}
+
+// Ring returns the current ring snapshot; it never blocks.
+func (c *Cluster) Ring() *ring.Snapshot { return c.ring.Current() }
+
+// Current implements transport.RingSource.
+func (c *Cluster) Current() *ring.Snapshot { return c.ring.Current() }
+
+// View returns the latest membership view.
+func (c *Cluster) View() View {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.view
+}
+
+// GossipAddr returns the address other nodes use to reach this node's gossip.
+func (c *Cluster) GossipAddr() string {
+	n := c.ml.LocalNode()
+	return net.JoinHostPort(n.Addr.String(), fmt.Sprint(n.Port))
+}
+
+// Leave tells the others this node is going, waiting up to timeout for the
+// message to spread. They drop it from their rings at once.
+func (c *Cluster) Leave(timeout time.Duration) error {
+	if err := c.ml.Leave(timeout); err != nil {
+		return fmt.Errorf("cluster: leave: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops gossip and the ring goroutine. It is idempotent. Without a
+// Leave first, the others detect the failure (seconds, see
+// docs/operations.md).
+func (c *Cluster) Shutdown() error {
+	var err error
+	c.shutdownOnce.Do(func() {
+		close(c.stop)
+		<-c.done
+		if e := c.ml.Shutdown(); e != nil {
+			err = fmt.Errorf("cluster: shutdown: %w", e)
+		}
+	})
+	return err
+}
+
+func (c *Cluster) signal() {
+	select {
+	case c.changed <- struct{}{}:
+	default: // a rebuild is already pending; it will see this change too
+	}
+}
+
+func (c *Cluster) loop() {
+	defer close(c.done)
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.changed:
+			c.rebuild()
+		}
+	}
+}
+
+// rebuild reads memberlist's current view, publishes a ring for it, and
+// reports the change. Runs on the cluster goroutine (or before it starts).
+func (c *Cluster) rebuild() {
+	members := c.members()
+	names := make([]string, 0, len(members))
+	for name := range members {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	before := c.ring.Current()
+	snap, err := c.ring.SetMembers(names)
+	if err != nil {
+		c.log.Error("ring not updated", "members", len(names), "err", err)
+		return
+	}
+	view := View{Ring: snap, Members: members}
+	c.mu.Lock()
+	c.view = view
+	c.mu.Unlock()
+	if snap == before {
+		return
+	}
+	c.log.Info("ring changed", "epoch", snap.Epoch(), "fingerprint", fmt.Sprintf("%016x", snap.Fingerprint()), "members", names)
+	if c.onChange != nil {
+		c.onChange(view)
+	}
+}
+
+// members returns the live members with valid metadata.
+func (c *Cluster) members() map[string]Member {
+	out := map[string]Member{}
+	for _, n := range c.ml.Members() {
+		m, err := DecodeMeta(n.Meta)
+		if err != nil {
+			c.log.Warn("member left out of the ring", "member", n.Name, "err", err)
+			continue
+		}
+		out[n.Name] = Member{Name: n.Name, GossipAddr: n.Address(), Meta: m}
+	}
+	return out
+}
+
+// delegate serves this node's metadata to memberlist.
+type delegate struct{ meta []byte }
+
+func (d *delegate) NodeMeta(limit int) []byte {
+	if len(d.meta) > limit {
+		return nil
+	}
+	return d.meta
+}
+func (d *delegate) NotifyMsg([]byte)                           {}
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *delegate) LocalState(join bool) []byte                { return nil }
+func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// events turns memberlist's callbacks into a rebuild signal. memberlist calls
+// them from its own goroutines and they must not block.
+type events struct{ c *Cluster }
+
+func (e *events) NotifyJoin(n *memberlist.Node) {
+	e.c.log.Info("member joined", "member", n.Name, "addr", n.Address())
+	e.c.signal()
+}
+
+func (e *events) NotifyLeave(n *memberlist.Node) {
+	e.c.log.Info("member left or failed", "member", n.Name, "addr", n.Address())
+	e.c.signal()
+}
+
+func (e *events) NotifyUpdate(n *memberlist.Node) {
+	e.c.log.Info("member updated", "member", n.Name, "addr", n.Address())
+	e.c.signal()
+}
