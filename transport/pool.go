@@ -33,15 +33,20 @@ type Pool struct {
 	ring RingSource
 	opts []grpc.DialOption
 
-	mu     sync.RWMutex
-	peers  map[string]*peerConn
-	closed bool
+	mu      sync.RWMutex
+	peers   map[string]*peerConn
+	closed  bool
+	closing sync.WaitGroup // connections of departed peers, draining
 }
 
+// peerConn is one peer's connection. calls counts RPCs in flight, so a
+// departed peer's connection is closed only after they end: closing it at
+// once would fail requests that were sent before the ring changed.
 type peerConn struct {
 	addr   string
 	conn   *grpc.ClientConn
 	client peerpb.PeerClient
+	calls  sync.WaitGroup
 }
 
 // NewPool returns an empty pool that routes by rs. Extra dial options (for
@@ -85,7 +90,7 @@ func (p *Pool) SetPeers(addrs map[string]string) error {
 	}
 	for name, pc := range p.peers {
 		if next[name] != pc {
-			_ = pc.conn.Close()
+			p.retire(pc)
 		}
 	}
 	p.peers = next
@@ -103,24 +108,36 @@ func (p *Pool) Peers() map[string]string {
 	return out
 }
 
-func (p *Pool) client(name string) (peerpb.PeerClient, error) {
+// retire closes pc once its calls in flight have ended. Caller holds p.mu.
+func (p *Pool) retire(pc *peerConn) {
+	p.closing.Go(func() {
+		pc.calls.Wait()
+		_ = pc.conn.Close()
+	})
+}
+
+// acquire returns name's connection with one call registered on it; the
+// caller must call pc.calls.Done when the call ends.
+func (p *Pool) acquire(name string) (*peerConn, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	pc := p.peers[name]
 	if pc == nil {
 		return nil, fmt.Errorf("%w %s", ErrNoPeer, name)
 	}
-	return pc.client, nil
+	pc.calls.Add(1)
+	return pc, nil
 }
 
 // Get implements shard.Peers: it forwards req to owner. An error wraps
 // shard.ErrSourceFailed only when the owner answered that its load failed.
 func (p *Pool) Get(ctx context.Context, owner string, req shard.ForwardRequest) (shard.ForwardResponse, error) {
-	c, err := p.client(owner)
+	pc, err := p.acquire(owner)
 	if err != nil {
 		return shard.ForwardResponse{}, err
 	}
-	resp, err := c.Get(ctx, &peerpb.GetRequest{
+	defer pc.calls.Done()
+	resp, err := pc.client.Get(ctx, &peerpb.GetRequest{
 		Group: req.Group, Key: req.Key, RingFingerprint: req.Fingerprint, Hops: req.Hops,
 	})
 	if err != nil {
@@ -134,26 +151,29 @@ func (p *Pool) Get(ctx context.Context, owner string, req shard.ForwardRequest) 
 
 // Invalidate asks member to drop key of group (every key when all is set).
 func (p *Pool) Invalidate(ctx context.Context, member, group, key string, all bool, gen hlc.Gen) error {
-	c, err := p.client(member)
+	pc, err := p.acquire(member)
 	if err != nil {
 		return err
 	}
-	_, err = c.Invalidate(ctx, &peerpb.InvalidateRequest{Group: group, Key: key, All: all, Gen: uint64(gen)})
+	defer pc.calls.Done()
+	_, err = pc.client.Invalidate(ctx, &peerpb.InvalidateRequest{Group: group, Key: key, All: all, Gen: uint64(gen)})
 	if err != nil {
 		return fmt.Errorf("transport: invalidate on %s: %w", member, err)
 	}
 	return nil
 }
 
-// Close closes every connection; later calls fail with ErrNoPeer.
+// Close closes every connection once its calls end, and waits; later calls
+// fail with ErrNoPeer.
 func (p *Pool) Close() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.closed = true
 	for _, pc := range p.peers {
-		_ = pc.conn.Close()
+		p.retire(pc)
 	}
 	p.peers = map[string]*peerConn{}
+	p.mu.Unlock()
+	p.closing.Wait()
 }
 
 // checkAddr accepts host:port with a non-empty host and a port in 1-65535.

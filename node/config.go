@@ -1,0 +1,170 @@
+// Package node runs one authnode: it builds the cluster membership, the ring,
+// the cache groups, the peer transport and the servers from a Config, and
+// owns every goroutine they need (Node.Run).
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/avion/authnode/cluster"
+	"github.com/avion/authnode/ring"
+	"github.com/avion/authnode/shard"
+)
+
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("node: invalid config")
+
+// Config is everything a node needs. Addresses are host:port; port 0 picks a
+// free port (tests).
+type Config struct {
+	// Name is the member name; unique in the cluster. (Required)
+	Name string
+	// AdvertiseAddr is the host (no port) other nodes use to reach this one.
+	// Empty: the gossip bind host, or the first private address when gossip
+	// binds 0.0.0.0.
+	AdvertiseAddr string
+	// GossipAddr is where memberlist listens (TCP and UDP). Default 0.0.0.0:7946.
+	GossipAddr string
+	// PeerAddr is where the peer gRPC service listens. Default :9091.
+	PeerAddr string
+	// GRPCAddr is where the public gRPC API listens. Default :9090.
+	GRPCAddr string
+	// HTTPAddr serves /healthz, /readyz and /metrics. Default :8080.
+	HTTPAddr string
+	// Join lists gossip seeds (host:port). Empty: start a cluster of one.
+	Join []string
+	// GossipKey encrypts gossip when set (16, 24 or 32 bytes).
+	GossipKey []byte
+	// Zone is this node's failure domain, advertised to the others.
+	Zone string
+	// CacheMaxBytes is this node's cache budget, split evenly across groups;
+	// each group gives 1/8 of its share to hot copies. Default 256 MiB.
+	CacheMaxBytes int64
+	// PeerTimeout bounds a forwarded get. Default 50 ms.
+	PeerTimeout time.Duration
+	// HotTTL bounds a hot copy's life. Default 2 s.
+	HotTTL time.Duration
+	// MaxMembers is the largest cluster the ring is validated for. Default 1024.
+	MaxMembers int
+	// SettleTime is how long the ring must stay unchanged before the node
+	// reports ready. Default 2 s.
+	SettleTime time.Duration
+	// ShutdownTimeout bounds the graceful part of shutdown (leave, draining
+	// servers). Default 10 s.
+	ShutdownTimeout time.Duration
+	// LeaveGrace is how long a leaving node keeps answering peers after its
+	// Leave has spread, while the others swap in a ring without it. Default
+	// 1 s.
+	LeaveGrace time.Duration
+	// SkipLeave makes shutdown skip the gossip Leave, so the others must
+	// detect the failure, as after a crash. For failure tests.
+	SkipLeave bool
+	// Timing holds the failure-detection timings. Default cluster.LANTiming.
+	Timing cluster.Timing
+	// Groups are the cache groups this node serves.
+	Groups []GroupSpec
+	// Logger is the node's logger. Default: JSON to stderr.
+	Logger *slog.Logger
+}
+
+// GroupSpec names a cache group and the loader behind it.
+type GroupSpec struct {
+	Name   string
+	Loader shard.Loader
+	// TTL bounds an entry's life; zero means the shard default.
+	TTL time.Duration
+}
+
+// DefaultConfig returns production defaults for the node named name.
+func DefaultConfig(name string) Config {
+	return Config{
+		Name:            name,
+		GossipAddr:      "0.0.0.0:7946",
+		PeerAddr:        ":9091",
+		GRPCAddr:        ":9090",
+		HTTPAddr:        ":8080",
+		CacheMaxBytes:   256 << 20,
+		PeerTimeout:     50 * time.Millisecond,
+		HotTTL:          2 * time.Second,
+		MaxMembers:      ring.DefaultConfig().MaxMembers,
+		SettleTime:      2 * time.Second,
+		ShutdownTimeout: 10 * time.Second,
+		LeaveGrace:      time.Second,
+		Timing:          cluster.LANTiming(),
+	}
+}
+
+// LocalConfig returns a config for a node on 127.0.0.1 with free ports and
+// fast timings; for tests.
+func LocalConfig(name string) Config {
+	c := DefaultConfig(name)
+	c.GossipAddr, c.PeerAddr, c.GRPCAddr, c.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	c.CacheMaxBytes = 16 << 20
+	c.SettleTime = 200 * time.Millisecond
+	c.ShutdownTimeout = 2 * time.Second
+	c.LeaveGrace = 200 * time.Millisecond
+	c.Timing = cluster.LocalTiming()
+	return c
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	if c.Name == "" {
+		return fmt.Errorf("%w: node name is required", ErrConfig)
+	}
+	for flag, addr := range map[string]string{"gossip": c.GossipAddr, "peer": c.PeerAddr, "grpc": c.GRPCAddr, "http": c.HTTPAddr} {
+		if err := checkListenAddr(addr); err != nil {
+			return fmt.Errorf("%w: %s address: %w", ErrConfig, flag, err)
+		}
+	}
+	switch {
+	case c.CacheMaxBytes < 1<<20:
+		return fmt.Errorf("%w: cache max bytes %d below 1 MiB", ErrConfig, c.CacheMaxBytes)
+	case c.PeerTimeout <= 0:
+		return fmt.Errorf("%w: peer timeout must be positive", ErrConfig)
+	case c.HotTTL <= 0:
+		return fmt.Errorf("%w: hot TTL must be positive", ErrConfig)
+	case c.SettleTime < 0 || c.ShutdownTimeout < 0 || c.LeaveGrace < 0:
+		return fmt.Errorf("%w: settle, shutdown and leave grace times must not be negative", ErrConfig)
+	}
+	if _, err := c.ringConfig(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	names := map[string]bool{}
+	for _, g := range c.Groups {
+		if g.Loader == nil || names[g.Name] {
+			return fmt.Errorf("%w: group %q is duplicated or has no loader", ErrConfig, g.Name)
+		}
+		names[g.Name] = true
+	}
+	return nil
+}
+
+// ringConfig sizes the ring for MaxMembers: at least the default partition
+// count, and at least 8 partitions per member.
+func (c Config) ringConfig() (ring.Config, error) {
+	rc := ring.DefaultConfig()
+	if c.MaxMembers < 1 {
+		return rc, fmt.Errorf("max members %d < 1", c.MaxMembers)
+	}
+	rc.MaxMembers = c.MaxMembers
+	rc.PartitionCount = max(rc.PartitionCount, 8*c.MaxMembers+1)
+	return rc, rc.Validate()
+}
+
+// checkListenAddr accepts host:port where host may be empty and port 0.
+func checkListenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: %w", addr, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port must be 0-65535", addr)
+	}
+	return nil
+}

@@ -1,0 +1,320 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	sockaddr "github.com/hashicorp/go-sockaddr"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/avion/authnode/cluster"
+	"github.com/avion/authnode/ring"
+	"github.com/avion/authnode/shard"
+	"github.com/avion/authnode/transport"
+)
+
+// Node is one authnode. New binds its listeners; Run serves until its context
+// ends and then shuts down in order. A Node runs once.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *prometheus.Registry
+
+	peerLis, grpcLis, httpLis net.Listener
+
+	ring     atomic.Pointer[ring.Snapshot] // what the cache routes by
+	changed  atomic.Int64                  // unix nanos of the last ring change
+	joined   atomic.Bool
+	stopping atomic.Bool
+
+	cluster *cluster.Cluster
+	pool    *transport.Pool
+	cache   *shard.Cache
+	health  *health.Server
+
+	started chan struct{} // closed once gossip runs and the cache is built
+	runOnce sync.Once
+	tasks   sync.WaitGroup // every goroutine Run starts
+}
+
+// New validates cfg and binds the peer, gRPC and HTTP listeners, so their
+// addresses are known before Run. Call Run, or Close to release them.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), metrics: prometheus.NewRegistry(), started: make(chan struct{})}
+	rc, _ := cfg.ringConfig()
+	empty, err := ring.New(rc)
+	if err != nil {
+		return nil, err
+	}
+	n.ring.Store(empty.Current())
+	if err := n.listen(); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) listen() error {
+	var err error
+	if n.peerLis, err = net.Listen("tcp", n.cfg.PeerAddr); err != nil {
+		return fmt.Errorf("node: peer listener: %w", err)
+	}
+	if n.grpcLis, err = net.Listen("tcp", n.cfg.GRPCAddr); err != nil {
+		return fmt.Errorf("node: grpc listener: %w", err)
+	}
+	if n.httpLis, err = net.Listen("tcp", n.cfg.HTTPAddr); err != nil {
+		return fmt.Errorf("node: http listener: %w", err)
+	}
+	return nil
+}
+
+// Close releases the listeners of a node that will not Run.
+func (n *Node) Close() {
+	for _, l := range []net.Listener{n.peerLis, n.grpcLis, n.httpLis} {
+		if l != nil {
+			_ = l.Close()
+		}
+	}
+}
+
+// Name returns the member name.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// PeerAddr returns the peer gRPC listener address.
+func (n *Node) PeerAddr() string { return n.peerLis.Addr().String() }
+
+// GRPCAddr returns the public gRPC listener address.
+func (n *Node) GRPCAddr() string { return n.grpcLis.Addr().String() }
+
+// HTTPAddr returns the HTTP listener address.
+func (n *Node) HTTPAddr() string { return n.httpLis.Addr().String() }
+
+// Started is closed once gossip runs and the cache is built; GossipAddr,
+// Group and Cache are usable from then on.
+func (n *Node) Started() <-chan struct{} { return n.started }
+
+// GossipAddr returns the address other nodes join through.
+func (n *Node) GossipAddr() string { return n.cluster.GossipAddr() }
+
+// Current returns the ring this node routes by; it never blocks.
+func (n *Node) Current() *ring.Snapshot { return n.ring.Load() }
+
+// Group returns the named cache group, or nil.
+func (n *Node) Group(name string) *shard.Group { return n.cache.Group(name) }
+
+// Cache returns the node's cache.
+func (n *Node) Cache() *shard.Cache { return n.cache }
+
+// Metrics returns the node's Prometheus registry.
+func (n *Node) Metrics() *prometheus.Registry { return n.metrics }
+
+// Run serves until ctx ends, then shuts down: readiness goes false, the node
+// leaves the cluster, servers drain (bounded by ShutdownTimeout), and the
+// cache closes. It returns nil after a clean shutdown.
+func (n *Node) Run(ctx context.Context) error {
+	ran := false
+	n.runOnce.Do(func() { ran = true })
+	if !ran {
+		return errors.New("node: Run called twice")
+	}
+	defer n.Close()
+	if err := n.build(); err != nil {
+		return err
+	}
+	servers := n.servers()
+	errs := make(chan error, len(servers))
+	for _, s := range servers {
+		n.tasks.Go(func() {
+			if err := s.serve(); err != nil {
+				errs <- err
+			}
+		})
+	}
+	close(n.started)
+	bg, stopBackground := context.WithCancel(ctx)
+	n.tasks.Go(func() { n.join(bg) })
+	n.tasks.Go(func() { n.reportHealth(bg) })
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errs:
+		n.log.Error("server failed", "err", runErr)
+	}
+	stopBackground()
+	n.shutdown(servers)
+	n.tasks.Wait()
+	return runErr
+}
+
+// build creates the pool, the cache and its groups, and starts gossip.
+func (n *Node) build() error {
+	n.pool = transport.NewPool(n)
+	sc := shard.DefaultConfig(n.cfg.Name)
+	sc.PeerTimeout, sc.Logger = n.cfg.PeerTimeout, n.log
+	cache, err := shard.New(sc, n.pool)
+	if err != nil {
+		return err
+	}
+	n.cache = cache
+	if err := n.addGroups(); err != nil {
+		cache.Close()
+		return err
+	}
+	n.health = health.NewServer()
+	n.registerMetrics()
+	return n.startCluster()
+}
+
+func (n *Node) addGroups() error {
+	if len(n.cfg.Groups) == 0 {
+		return nil
+	}
+	share := n.cfg.CacheMaxBytes / int64(len(n.cfg.Groups))
+	for _, spec := range n.cfg.Groups {
+		gc := shard.DefaultGroupConfig()
+		gc.MaxBytes, gc.HotMaxBytes = share-share/8, share/8
+		gc.HotTTL = n.cfg.HotTTL
+		if spec.TTL > 0 {
+			gc.TTL = spec.TTL
+		}
+		gc.HotTTL = min(gc.HotTTL, gc.TTL)
+		if _, err := n.cache.NewGroup(spec.Name, spec.Loader, gc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *Node) startCluster() error {
+	cc, err := n.clusterConfig()
+	if err != nil {
+		return err
+	}
+	c, err := cluster.New(cc, n.onRingChange)
+	if err != nil {
+		return err
+	}
+	n.cluster = c
+	return nil
+}
+
+func (n *Node) clusterConfig() (cluster.Config, error) {
+	host, port, err := net.SplitHostPort(n.cfg.GossipAddr)
+	if err != nil {
+		return cluster.Config{}, err
+	}
+	cc := cluster.DefaultConfig(n.cfg.Name)
+	cc.BindAddr, cc.BindPort = host, atoi(port)
+	if cc.BindAddr == "" {
+		cc.BindAddr = "0.0.0.0"
+	}
+	cc.AdvertiseAddr = n.cfg.AdvertiseAddr
+	advertise, err := n.advertiseHost(cc.BindAddr)
+	if err != nil {
+		return cluster.Config{}, err
+	}
+	_, peerPort, _ := net.SplitHostPort(n.PeerAddr())
+	cc.Meta = cluster.Meta{Version: cluster.ProtocolVersion, PeerAddr: net.JoinHostPort(advertise, peerPort), Zone: n.cfg.Zone}
+	cc.GossipKey, cc.Timing, cc.Logger = n.cfg.GossipKey, n.cfg.Timing, n.log
+	cc.Ring, _ = n.cfg.ringConfig()
+	return cc, nil
+}
+
+// advertiseHost is the host others reach this node on: the configured
+// advertise address, else the gossip bind host, else the first private
+// address when binding every interface.
+func (n *Node) advertiseHost(bind string) (string, error) {
+	if n.cfg.AdvertiseAddr != "" {
+		return n.cfg.AdvertiseAddr, nil
+	}
+	if bind != "0.0.0.0" && bind != "::" {
+		return bind, nil
+	}
+	ip, err := sockaddr.GetPrivateIP()
+	if err != nil {
+		return "", fmt.Errorf("node: finding a private address to advertise: %w", err)
+	}
+	if ip == "" {
+		return "", errors.New("node: no private address to advertise; set the advertise address")
+	}
+	return ip, nil
+}
+
+// onRingChange runs on the cluster goroutine for every new ring.
+func (n *Node) onRingChange(v cluster.View) {
+	peers := make(map[string]string, len(v.Members))
+	for name, m := range v.Members {
+		if name != n.cfg.Name {
+			peers[name] = m.PeerAddr
+		}
+	}
+	if err := n.pool.SetPeers(peers); err != nil {
+		n.log.Warn("peer connections", "err", err)
+	}
+	n.ring.Store(v.Ring)
+	n.changed.Store(time.Now().UnixNano())
+	n.cache.RingChanged()
+}
+
+// join contacts the seeds, retrying with backoff until one answers or ctx
+// ends. It runs on its own goroutine, owned by Run.
+func (n *Node) join(ctx context.Context) {
+	if len(n.cfg.Join) == 0 {
+		n.joined.Store(true)
+		return
+	}
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+		_, err := n.cluster.Join(n.cfg.Join)
+		if err == nil {
+			n.joined.Store(true)
+			n.log.Info("joined", "seeds", n.cfg.Join)
+			return
+		}
+		n.log.Warn("join failed; retrying", "seeds", n.cfg.Join, "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+	}
+}
+
+func atoi(s string) int {
+	v, _ := strconv.Atoi(s)
+	return v
+}
+
+// reportHealth keeps the public gRPC health status in step with readiness
+// until ctx ends.
+func (n *Node) reportHealth(ctx context.Context) {
+	tick := time.NewTicker(max(n.cfg.SettleTime/4, 50*time.Millisecond))
+	defer tick.Stop()
+	for {
+		status := healthpb.HealthCheckResponse_NOT_SERVING
+		if n.Ready() {
+			status = healthpb.HealthCheckResponse_SERVING
+		}
+		n.health.SetServingStatus("", status)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,167 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/avion/authnode/transport"
+)
+
+// server is one listener's server as Run drives it.
+type server interface {
+	serve() error
+	// stop drains until ctx ends, then stops hard.
+	stop(ctx context.Context)
+}
+
+func (n *Node) servers() []server {
+	peer := grpc.NewServer()
+	transport.RegisterPeer(peer, n.cache)
+	public := grpc.NewServer()
+	healthpb.RegisterHealthServer(public, n.health)
+	reflection.Register(public)
+	n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	return []server{
+		grpcServer{peer, n.peerLis},
+		grpcServer{public, n.grpcLis},
+		&httpServer{srv: &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 5 * time.Second}, lis: n.httpLis},
+	}
+}
+
+type grpcServer struct {
+	s   *grpc.Server
+	lis net.Listener
+}
+
+func (g grpcServer) serve() error { return g.s.Serve(g.lis) }
+
+func (g grpcServer) stop(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		g.s.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		g.s.Stop()
+		<-done
+	}
+}
+
+type httpServer struct {
+	srv *http.Server
+	lis net.Listener
+}
+
+func (h *httpServer) serve() error {
+	if err := h.srv.Serve(h.lis); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (h *httpServer) stop(ctx context.Context) {
+	if h.srv.Shutdown(ctx) != nil {
+		_ = h.srv.Close()
+	}
+}
+
+// shutdown runs the shutdown steps in order: readiness false, leave the
+// cluster (others drop this node at once), keep answering peers for
+// LeaveGrace while they swap rings, drain the servers, close the cache and
+// peer connections, stop gossip.
+func (n *Node) shutdown(servers []server) {
+	n.stopping.Store(true)
+	n.health.Shutdown()
+	n.log.Info("shutting down")
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
+	defer cancel()
+	if !n.cfg.SkipLeave {
+		if err := n.cluster.Leave(n.cfg.ShutdownTimeout / 2); err != nil {
+			n.log.Warn("leave", "err", err)
+		}
+		select {
+		case <-time.After(n.cfg.LeaveGrace):
+		case <-ctx.Done():
+		}
+	}
+	for _, s := range servers {
+		s.stop(ctx)
+	}
+	n.cache.Close()
+	n.pool.Close()
+	if err := n.cluster.Shutdown(); err != nil {
+		n.log.Warn("gossip shutdown", "err", err)
+	}
+	n.log.Info("stopped")
+}
+
+func (n *Node) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if reasons := n.notReady(); len(reasons) > 0 {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "reasons": reasons})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{Registry: n.metrics}))
+	return mux
+}
+
+// notReady lists why the node is not ready; empty means ready. Ready means:
+// not shutting down, joined (or no seeds), in its own ring, and the ring
+// unchanged for SettleTime.
+func (n *Node) notReady() []string {
+	var reasons []string
+	if n.stopping.Load() {
+		reasons = append(reasons, "shutting down")
+	}
+	if !n.joined.Load() {
+		reasons = append(reasons, "not joined")
+	}
+	if !n.Current().Has(n.cfg.Name) {
+		reasons = append(reasons, "not in its own ring")
+	}
+	if since := time.Since(time.Unix(0, n.changed.Load())); since < n.cfg.SettleTime {
+		reasons = append(reasons, "ring changed "+since.Round(time.Millisecond).String()+" ago")
+	}
+	return reasons
+}
+
+// Ready reports whether the node is ready to serve (see notReady).
+func (n *Node) Ready() bool { return len(n.notReady()) == 0 }
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (n *Node) registerMetrics() {
+	n.metrics.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "authnode_ring_members", Help: "Members in this node's ring."},
+			func() float64 { return float64(n.Current().Len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "authnode_ring_epoch", Help: "Ring changes this node has applied."},
+			func() float64 { return float64(n.Current().Epoch()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "authnode_ring_partitions_owned", Help: "Ring partitions this node owns."},
+			func() float64 { return float64(n.Current().PartitionsOwned(n.cfg.Name)) }),
+	)
+}
