@@ -17,7 +17,7 @@ Usage:
   authnode <command> [flags]
 
 Commands:
-  serve     run a node (see authnode serve --help)
+  serve     run a node until SIGTERM (see authnode serve --help)
   version   print the version
   help      print this help
 `

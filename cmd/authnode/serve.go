@@ -1,68 +1,59 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
-	"github.com/avion/authnode/ring"
-	"github.com/avion/authnode/shard"
+	"github.com/avion/authnode/node"
 )
 
-// serve builds a node from the embedded defaults. The network layer
-// (membership, peer transport, public APIs) is not built yet, so it checks
-// the configuration, reports what is ready and what is not, and exits.
+// serve runs a node until SIGTERM or SIGINT. The first signal starts a
+// graceful shutdown (readiness off, leave, drain, exit 0); a second one exits
+// at once, as the default signal action is restored after the first.
 func serve(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("authnode serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	host, _ := os.Hostname()
-	name := fs.String("node-name", envOr("AUTHNODE_NODE_NAME", host), "this node's member name (env AUTHNODE_NODE_NAME; default: hostname)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: authnode serve [flags]\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	f := newServeFlags()
+	f.fs.SetOutput(io.Discard) // errors are reported below, in one line
+	f.fs.Usage = func() {}
+	if err := f.parse(args, os.LookupEnv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			f.usage(stdout)
 			return 0
 		}
+		fmt.Fprintf(stderr, "authnode serve: %v (see authnode serve --help)\n", err)
 		return 2
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "authnode serve: unexpected argument %q\n", fs.Arg(0))
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: f.logLevel}))
+	cfg, err := f.config(logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "authnode serve: %v\n", err)
 		return 2
 	}
-	if err := checkDefaults(*name); err != nil {
+	n, err := node.New(cfg)
+	if err != nil {
 		fmt.Fprintf(stderr, "authnode serve: %v\n", err)
 		return 1
 	}
-	rc := ring.DefaultConfig()
-	fmt.Fprintf(stdout, "authnode %s: node %q\n", version, *name)
-	fmt.Fprintf(stdout, "ready:     ring (%d partitions, up to %d members), owner shards, hot copies, invalidation\n",
-		rc.PartitionCount, rc.MaxMembers)
-	fmt.Fprintln(stdout, "not built: gossip membership, peer gRPC transport, public APIs; nothing is served yet")
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	context.AfterFunc(ctx, stop) // a second signal takes the default action: exit now
+	logger.Info("starting", "version", version, "node", cfg.Name, "peer", n.PeerAddr(), "grpc", n.GRPCAddr(), "http", n.HTTPAddr())
+	if err := n.Run(ctx); err != nil {
+		logger.Error("stopped with an error", "err", err)
+		return 1
+	}
 	return 0
 }
 
-// checkDefaults builds the ring and cache a node starts with.
-func checkDefaults(name string) error {
-	r, err := ring.New(ring.DefaultConfig())
-	if err != nil {
-		return err
-	}
-	if _, err := r.SetMembers([]string{name}); err != nil {
-		return err
-	}
-	if err := shard.DefaultConfig(name).Validate(); err != nil {
-		return err
-	}
-	return shard.DefaultGroupConfig().Validate()
-}
-
-func envOr(key, def string) string {
-	if v, ok := os.LookupEnv(key); ok {
-		return v
-	}
-	return def
+func (f *serveFlags) usage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: authnode serve [flags]\n\nRuns one node. Every flag --some-name may also be set with the\nenvironment variable AUTHNODE_SOME_NAME; a flag on the command line wins.\n\nFlags:\n")
+	f.fs.SetOutput(w)
+	f.fs.PrintDefaults()
+	f.fs.SetOutput(io.Discard)
 }

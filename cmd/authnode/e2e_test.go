@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildBinary compiles authnode once for the end-to-end tests.
+var buildBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "authnode-e2e")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "authnode")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// proc is a running authnode binary.
+type proc struct {
+	cmd    *exec.Cmd
+	http   string
+	gossip string
+	log    *bytes.Buffer
+	done   chan error
+}
+
+func startProc(t *testing.T, name string, join string) *proc {
+	t.Helper()
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{
+		http:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		gossip: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		log:    &bytes.Buffer{},
+		done:   make(chan error, 1),
+	}
+	p.cmd = exec.Command(bin, "serve", "--node-name", name, "--gossip-addr", p.gossip,
+		"--peer-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--http-addr", p.http)
+	p.cmd.Env = append(os.Environ(), "AUTHNODE_JOIN="+join)
+	p.cmd.Stderr = &syncWriter{w: p.log}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		p.done <- <-p.done // wait for the exit; leave the result for others
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, p.log.String())
+		}
+	})
+	return p
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func httpGet(url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestServeTwoProcesses runs two real authnode processes: the second joins
+// the first through AUTHNODE_JOIN, both become ready with a two-member ring,
+// and SIGTERM stops each gracefully with exit status 0.
+func TestServeTwoProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary; skipped with -short")
+	}
+	a := startProc(t, "a", "")
+	b := startProc(t, "b", a.gossip)
+	for _, p := range []*proc{a, b} {
+		waitFor(t, "a ready two-member node at "+p.http, func() bool {
+			code, _ := httpGet("http://" + p.http + "/readyz")
+			_, metrics := httpGet("http://" + p.http + "/metrics")
+			return code == http.StatusOK && strings.Contains(metrics, "authnode_ring_members 2")
+		})
+	}
+	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-b.done:
+		b.done <- err
+		if err != nil {
+			t.Fatalf("b exited with %v after SIGTERM", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("b did not exit after SIGTERM")
+	}
+	waitFor(t, "a to drop b", func() bool {
+		_, metrics := httpGet("http://" + a.http + "/metrics")
+		return strings.Contains(metrics, "authnode_ring_members 1")
+	})
+	if !strings.Contains(b.log.String(), `"msg":"stopped"`) {
+		t.Fatalf("b's log lacks the shutdown record:\n%s", b.log.String())
+	}
+}
