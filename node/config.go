@@ -78,6 +78,9 @@ type GroupSpec struct {
 	Loader shard.Loader
 	// TTL bounds an entry's life; zero means the shard default.
 	TTL time.Duration
+	// NoHotCopies turns hot copies off: every get on a non-owner asks the
+	// owner (benchmarks of the forward path).
+	NoHotCopies bool
 }
 
 // DefaultConfig returns production defaults for the node named name.

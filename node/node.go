@@ -194,6 +194,9 @@ func (n *Node) addGroups() error {
 			gc.TTL = spec.TTL
 		}
 		gc.HotTTL = min(gc.HotTTL, gc.TTL)
+		if spec.NoHotCopies {
+			gc.HotSampleEvery = 0
+		}
 		if _, err := n.cache.NewGroup(spec.Name, spec.Loader, gc); err != nil {
 			return err
 		}

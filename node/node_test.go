@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,7 +20,12 @@ import (
 	"github.com/avion/authnode/shard"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if name := os.Getenv(childEnv); name != "" {
+		os.Exit(runChild(name))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // source is a source of truth shared by every node of a test: it counts loads
 // per key across the cluster.

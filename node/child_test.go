@@ -1,0 +1,129 @@
+package node_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/avion/authnode/node"
+	"github.com/avion/authnode/node/nodetest"
+)
+
+// childEnv marks a test binary re-executed to run one node in its own
+// process, for benchmarks across processes.
+const childEnv = "AUTHNODE_TEST_CHILD_NODE"
+
+// runChild runs the node of a child process: it prints its gossip address,
+// serves until stdin closes, then shuts down gracefully.
+func runChild(name string) int {
+	cfg := node.LocalConfig(name)
+	cfg.Groups = []node.GroupSpec{{Name: "g", Loader: newSource(), NoHotCopies: true}}
+	n, err := node.New(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	<-n.Started()
+	fmt.Println(n.GossipAddr())
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	cancel()
+	if err := <-done; err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// startChild re-executes this test binary as a node named name in its own
+// process and returns its gossip address.
+func startChild(tb testing.TB, name string) string {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+name)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		_ = stdin.Close()
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case err := <-exited:
+			if err != nil {
+				tb.Errorf("child node: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+			tb.Error("child node did not stop after its stdin closed")
+		}
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		tb.Fatalf("child node: %v", err)
+	}
+	return strings.TrimSpace(line)
+}
+
+// BenchmarkForwardGRPCAcrossProcesses: the owner runs in another process; one
+// caller (latency, p50/p99) and 32 callers (throughput).
+func BenchmarkForwardGRPCAcrossProcesses(b *testing.B) {
+	seed := startChild(b, "child-0")
+	cfg := node.LocalConfig("parent")
+	cfg.Logger = nodetest.Logger(b)
+	cfg.Join = []string{seed}
+	cfg.PeerTimeout = time.Second
+	cfg.Groups = []node.GroupSpec{{Name: "g", Loader: newSource(), NoHotCopies: true}}
+	local := nodetest.Run(b, cfg)
+	deadline := time.Now().Add(20 * time.Second)
+	for local.Current().Len() != 2 {
+		if time.Now().After(deadline) {
+			b.Fatal("the two processes did not form one ring")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	g := local.Group("g")
+	keys := remoteKeys(local, 1024)
+	ctx := context.Background()
+	for _, k := range keys {
+		if _, err := g.Get(ctx, k); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("callers=1", func(b *testing.B) {
+		lat := make([]time.Duration, 0, b.N)
+		b.ReportAllocs()
+		for i := range b.N {
+			start := time.Now()
+			if _, err := g.Get(ctx, keys[i%len(keys)]); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(start))
+		}
+		reportPercentiles(b, lat)
+	})
+	b.Run("callers=32", func(b *testing.B) {
+		parallelForwards(b, g, keys)
+	})
+	if s := g.Stats(); s.DegradedLoads != 0 {
+		b.Fatalf("%d degraded loads", s.DegradedLoads)
+	}
+}
