@@ -3,8 +3,8 @@ package node_test
 import (
 	"context"
 	"fmt"
-	"slices"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
