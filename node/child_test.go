@@ -72,7 +72,7 @@ func startChild(tb testing.TB, name string) string {
 			}
 		case <-time.After(20 * time.Second):
 			_ = cmd.Process.Kill()
-			<-exited
+			_ = <-exited
 			tb.Error("child node did not stop after its stdin closed")
 		}
 	})
