@@ -72,8 +72,7 @@ func startChild(tb testing.TB, name string) string {
 			}
 		case <-time.After(20 * time.Second):
 			_ = cmd.Process.Kill()
-			_ = <-exited
-			tb.Error("child node did not stop after its stdin closed")
+			tb.Errorf("child node did not stop after its stdin closed; killed: %v", <-exited)
 		}
 	})
 	line, err := bufio.NewReader(stdout).ReadString('\n')
