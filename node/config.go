@@ -70,6 +70,9 @@ type Config struct {
 	Groups []GroupSpec
 	// Logger is the node's logger. Default: JSON to stderr.
 	Logger *slog.Logger
+	// Now reads the wall clock; the node's generation clock is built on it.
+	// Default time.Now.
+	Now func() time.Time
 }
 
 // GroupSpec names a cache group and the loader behind it.

@@ -18,6 +18,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/avion/authnode/cluster"
+	"github.com/avion/authnode/hlc"
 	"github.com/avion/authnode/ring"
 	"github.com/avion/authnode/shard"
 	"github.com/avion/authnode/transport"
@@ -29,6 +30,7 @@ type Node struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *prometheus.Registry
+	clock   *hlc.Clock // issues this node's generations
 
 	peerLis, grpcLis, httpLis net.Listener
 
@@ -56,7 +58,13 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), metrics: prometheus.NewRegistry(), started: make(chan struct{})}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	n := &Node{
+		cfg: cfg, log: cfg.Logger.With("node", cfg.Name), metrics: prometheus.NewRegistry(),
+		clock: hlc.New(cfg.Now), started: make(chan struct{}),
+	}
 	rc, _ := cfg.ringConfig()
 	empty, err := ring.New(rc)
 	if err != nil {
@@ -121,6 +129,9 @@ func (n *Node) Group(name string) *shard.Group { return n.cache.Group(name) }
 // Cache returns the node's cache.
 func (n *Node) Cache() *shard.Cache { return n.cache }
 
+// Clock returns the node's generation clock.
+func (n *Node) Clock() *hlc.Clock { return n.clock }
+
 // Metrics returns the node's Prometheus registry.
 func (n *Node) Metrics() *prometheus.Registry { return n.metrics }
 
@@ -166,7 +177,7 @@ func (n *Node) Run(ctx context.Context) error {
 func (n *Node) build() error {
 	n.pool = transport.NewPool(n)
 	sc := shard.DefaultConfig(n.cfg.Name)
-	sc.PeerTimeout, sc.Logger = n.cfg.PeerTimeout, n.log
+	sc.PeerTimeout, sc.Logger, sc.Clock, sc.Now = n.cfg.PeerTimeout, n.log, n.clock, n.cfg.Now
 	cache, err := shard.New(sc, n.pool)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -145,5 +146,34 @@ func TestServeTwoProcesses(t *testing.T) {
 	})
 	if !strings.Contains(b.log.String(), `"msg":"stopped"`) {
 		t.Fatalf("b's log lacks the shutdown record:\n%s", b.log.String())
+	}
+}
+
+// TestSecondSignalExitsAtOnce: after the first SIGTERM starts a graceful
+// shutdown, a second one ends the process at once by the signal's default
+// action instead of waiting for the shutdown to finish.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary; skipped with -short")
+	}
+	p := startProc(t, "solo", "")
+	waitFor(t, "the node to serve", func() bool {
+		code, _ := httpGet("http://" + p.http + "/healthz")
+		return code == http.StatusOK
+	})
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the graceful shutdown to begin", func() bool {
+		return strings.Contains(p.log.String(), `"msg":"shutting down"`)
+	})
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("the process was already gone: the test could not tell the two signals apart: %v", err)
+	}
+	err := <-p.done
+	p.done <- err
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || !exit.Sys().(syscall.WaitStatus).Signaled() {
+		t.Fatalf("after a second SIGTERM the process exited with %v, want killed by the signal", err)
 	}
 }

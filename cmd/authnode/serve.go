@@ -40,9 +40,17 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "authnode serve: %v\n", err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	// The first signal restores the default signal action and only then
+	// starts the shutdown, so a second signal, even one sent the moment the
+	// shutdown begins, ends the process at once.
+	signals, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	context.AfterFunc(ctx, stop) // a second signal takes the default action: exit now
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	context.AfterFunc(signals, func() {
+		stop()
+		cancel()
+	})
 	logger.Info("starting", "version", version, "node", cfg.Name, "peer", n.PeerAddr(), "grpc", n.GRPCAddr(), "http", n.HTTPAddr())
 	if err := n.Run(ctx); err != nil {
 		logger.Error("stopped with an error", "err", err)
