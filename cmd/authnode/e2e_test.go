@@ -46,7 +46,7 @@ type proc struct {
 	cmd    *exec.Cmd
 	http   string
 	gossip string
-	log    *bytes.Buffer
+	log    *syncWriter
 	done   chan error
 }
 
@@ -59,13 +59,13 @@ func startProc(t *testing.T, name string, join string) *proc {
 	p := &proc{
 		http:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		gossip: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		log:    &bytes.Buffer{},
+		log:    &syncWriter{},
 		done:   make(chan error, 1),
 	}
 	p.cmd = exec.Command(bin, "serve", "--node-name", name, "--gossip-addr", p.gossip,
 		"--peer-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--http-addr", p.http)
 	p.cmd.Env = append(os.Environ(), "AUTHNODE_JOIN="+join)
-	p.cmd.Stderr = &syncWriter{w: p.log}
+	p.cmd.Stderr = p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -80,15 +80,22 @@ func startProc(t *testing.T, name string, join string) *proc {
 	return p
 }
 
+// syncWriter collects a process's output; safe to read while it is written.
 type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu  sync.Mutex
+	buf bytes.Buffer
 }
 
 func (s *syncWriter) Write(b []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.w.Write(b)
+	return s.buf.Write(b)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
