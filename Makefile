@@ -36,7 +36,7 @@ fmt: ## format the code
 	gofmt -w $$(git ls-files '*.go')
 
 bench: ## hot-path benchmarks (figures go to docs/BENCHMARKS.md)
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./ring ./shard
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./ring ./shard ./node
 
 proto: deps ## regenerate code from proto/
 	scripts/proto.sh

@@ -7,9 +7,14 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/avion/authnode/node"
 	"github.com/avion/authnode/node/nodetest"
@@ -33,7 +38,7 @@ func runChild(name string) int {
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
 	<-n.Started()
-	fmt.Println(n.GossipAddr())
+	fmt.Println(n.GossipAddr(), n.GRPCAddr())
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	cancel()
 	if err := <-done; err != nil {
@@ -44,8 +49,8 @@ func runChild(name string) int {
 }
 
 // startChild re-executes this test binary as a node named name in its own
-// process and returns its gossip address.
-func startChild(tb testing.TB, name string) string {
+// process and returns its gossip and public gRPC addresses.
+func startChild(tb testing.TB, name string) (gossip, public string) {
 	tb.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+name)
@@ -79,13 +84,14 @@ func startChild(tb testing.TB, name string) string {
 	if err != nil {
 		tb.Fatalf("child node: %v", err)
 	}
-	return strings.TrimSpace(line)
+	gossip, public, _ = strings.Cut(strings.TrimSpace(line), " ")
+	return gossip, public
 }
 
 // BenchmarkForwardGRPCAcrossProcesses: the owner runs in another process; one
 // caller (latency, p50/p99) and 32 callers (throughput).
 func BenchmarkForwardGRPCAcrossProcesses(b *testing.B) {
-	seed := startChild(b, "child-0")
+	seed, public := startChild(b, "child-0")
 	cfg := node.LocalConfig("parent")
 	cfg.Logger = nodetest.Logger(b)
 	cfg.Join = []string{seed}
@@ -122,7 +128,43 @@ func BenchmarkForwardGRPCAcrossProcesses(b *testing.B) {
 	b.Run("callers=32", func(b *testing.B) {
 		parallelForwards(b, g, keys)
 	})
+	b.Run("bare-grpc/callers=1", func(b *testing.B) { bareUnary(b, public, 1) })
+	b.Run("bare-grpc/callers=32", func(b *testing.B) { bareUnary(b, public, 32) })
 	if s := g.Stats(); s.DegradedLoads != 0 {
 		b.Fatalf("%d degraded loads", s.DegradedLoads)
 	}
+}
+
+// bareUnary measures plain gRPC unary calls (the health check) to the same
+// process, as the baseline a forwarded get is compared with.
+func bareUnary(b *testing.B, addr string, callers int) {
+	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	c := healthpb.NewHealthClient(conn)
+	ctx := context.Background()
+	if callers == 1 {
+		lat := make([]time.Duration, 0, b.N)
+		for range b.N {
+			start := time.Now()
+			if _, err := c.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(start))
+		}
+		reportPercentiles(b, lat)
+		return
+	}
+	b.SetParallelism(max(1, callers/runtime.GOMAXPROCS(0)))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
 }
