@@ -40,14 +40,8 @@ func benchCluster(b *testing.B) []*nodetest.Node {
 // One caller: latency; reports p50 and p99.
 func BenchmarkForwardGRPC(b *testing.B) {
 	nodes := benchCluster(b)
-	g := nodes[0].Group("g")
-	keys := remoteKeys(nodes[0], 1024)
+	g, keys := warmRemote(b, nodes[0])
 	ctx := context.Background()
-	for _, k := range keys {
-		if _, err := g.Get(ctx, k); err != nil {
-			b.Fatal(err)
-		}
-	}
 	lat := make([]time.Duration, 0, b.N)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -69,14 +63,7 @@ func BenchmarkForwardGRPC(b *testing.B) {
 // inverse of throughput.
 func BenchmarkForwardGRPCParallel(b *testing.B) {
 	nodes := benchCluster(b)
-	g := nodes[0].Group("g")
-	keys := remoteKeys(nodes[0], 1024)
-	ctx := context.Background()
-	for _, k := range keys {
-		if _, err := g.Get(ctx, k); err != nil {
-			b.Fatal(err)
-		}
-	}
+	g, keys := warmRemote(b, nodes[0])
 	parallelForwards(b, g, keys)
 }
 
@@ -97,6 +84,20 @@ func parallelForwards(b *testing.B, g *shard.Group, keys []string) {
 	})
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "gets/s")
+}
+
+// warmRemote returns from's group and 1,024 keys owned by other nodes,
+// each fetched once so their owners hold them.
+func warmRemote(b *testing.B, from *nodetest.Node) (*shard.Group, []string) {
+	b.Helper()
+	g := from.Group("g")
+	keys := remoteKeys(from, 1024)
+	for _, k := range keys {
+		if _, err := g.Get(context.Background(), k); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return g, keys
 }
 
 func reportPercentiles(b *testing.B, lat []time.Duration) {

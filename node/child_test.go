@@ -105,14 +105,8 @@ func BenchmarkForwardGRPCAcrossProcesses(b *testing.B) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	g := local.Group("g")
-	keys := remoteKeys(local, 1024)
+	g, keys := warmRemote(b, local)
 	ctx := context.Background()
-	for _, k := range keys {
-		if _, err := g.Get(ctx, k); err != nil {
-			b.Fatal(err)
-		}
-	}
 	b.Run("callers=1", func(b *testing.B) {
 		lat := make([]time.Duration, 0, b.N)
 		b.ReportAllocs()

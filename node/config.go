@@ -111,6 +111,10 @@ func LocalConfig(name string) Config {
 	c := DefaultConfig(name)
 	c.GossipAddr, c.PeerAddr, c.GRPCAddr, c.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	c.CacheMaxBytes = 16 << 20
+	// A loaded test machine (race detector, packages in parallel) can take
+	// longer than 50 ms to answer; a forward must not turn into a degraded
+	// load then. Failure tests stop nodes, which refuse connections at once.
+	c.PeerTimeout = time.Second
 	c.SettleTime = 200 * time.Millisecond
 	c.ShutdownTimeout = 2 * time.Second
 	c.LeaveGrace = 200 * time.Millisecond

@@ -35,7 +35,7 @@ func (f *fakeTime) advance(d time.Duration) {
 func TestSilentOwnerDegradesThenIsSuspected(t *testing.T) {
 	clock := &fakeTime{t: time.Unix(1_000, 0)}
 	src := newSource()
-	net := newNet(t, []string{"a", "b"}, src, testGroupConfig(), func(c *Config) { c.Now = clock.now })
+	net := newNet(t, []string{"a", "b"}, src, testGroupConfig(), func(c *Config) { c.Now = clock.now; shortTimeout(c) })
 	net.node("b").setHooks(silent, nil)
 	a, b := net.group("a"), net.node("b")
 	snap := net.node("a").Ring()
@@ -91,7 +91,7 @@ func TestSilentOwnerDegradesThenIsSuspected(t *testing.T) {
 // once between them, and keep it as a hot copy for the next caller.
 func TestDegradedLoadsAreShared(t *testing.T) {
 	src := newSource()
-	net := newNet(t, []string{"a", "b"}, src, testGroupConfig(), func(c *Config) { c.SuspectAfter = 100 })
+	net := newNet(t, []string{"a", "b"}, src, testGroupConfig(), func(c *Config) { c.SuspectAfter = 100; shortTimeout(c) })
 	net.node("b").setHooks(silent, nil)
 	key := keyOwnedBy(t, net.node("a").Ring(), "b")
 	gt := newGate(src)

@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/avion/authnode/cluster"
 	"github.com/avion/authnode/hlc"
 	"github.com/avion/authnode/ring"
 	"github.com/avion/authnode/shard"
@@ -77,7 +76,7 @@ func (p *Pool) SetPeers(addrs map[string]string) error {
 			next[name] = pc
 			continue
 		}
-		if err := checkAddr(addr); err != nil {
+		if err := cluster.CheckHostPort(addr); err != nil {
 			errs = append(errs, fmt.Errorf("transport: peer %s: %w", name, err))
 			continue
 		}
@@ -174,16 +173,4 @@ func (p *Pool) Close() {
 	p.peers = map[string]*peerConn{}
 	p.mu.Unlock()
 	p.closing.Wait()
-}
-
-// checkAddr accepts host:port with a non-empty host and a port in 1-65535.
-func checkAddr(addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("address %q: %w", addr, err)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || host == "" {
-		return fmt.Errorf("address %q: want host:port with a port in 1-65535", addr)
-	}
-	return nil
 }

@@ -78,7 +78,7 @@ func startNode(t *testing.T, name string, rs staticRing) *node {
 	t.Helper()
 	n := &node{name: name, pool: NewPool(rs), src: &source{loads: map[string]int{}}}
 	cfg := shard.DefaultConfig(name)
-	cfg.PeerTimeout = 500 * time.Millisecond
+	cfg.PeerTimeout = 5 * time.Second
 	c, err := shard.New(cfg, n.pool)
 	if err != nil {
 		t.Fatal(err)
