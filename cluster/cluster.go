@@ -9,12 +9,15 @@
 package cluster
 
 import (
+	"bytes"
 	"fmt"
 	"log"
 	"log/slog"
+	"maps"
 	"net"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -46,7 +49,11 @@ type Cluster struct {
 
 	changed chan struct{} // capacity 1: coalesces membership events
 	stop    chan struct{}
-	done    chan struct{}
+	tasks   sync.WaitGroup // the ring and discovery goroutines
+	joined  atomic.Bool
+
+	events     *events
+	gossipAddr string
 
 	mu   sync.RWMutex
 	view View
@@ -80,15 +87,34 @@ func start(cfg Config, onChange func(View), meta []byte) (*Cluster, error) {
 	}
 	c := &Cluster{
 		cfg: cfg, log: cfg.Logger.With("component", "cluster"), ring: r, onChange: onChange,
-		changed: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		changed: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
-	ml, err := memberlist.Create(c.memberlistConfig(meta))
+	c.events = &events{c: c, nodes: map[string]nodeInfo{}}
+	if c.cfg.Resolver == nil {
+		c.cfg.Resolver = net.DefaultResolver
+	}
+	mc := c.memberlistConfig(meta)
+	if cfg.Faults != nil {
+		t, err := newFaultyTransport(mc, cfg.Faults, mc.Logger)
+		if err != nil {
+			return nil, err
+		}
+		mc.Transport = t
+	}
+	ml, err := memberlist.Create(mc)
 	if err != nil {
+		if mc.Transport != nil {
+			_ = mc.Transport.Shutdown()
+		}
 		return nil, fmt.Errorf("cluster: start gossip: %w", err)
 	}
 	c.ml = ml
+	self := ml.LocalNode()
+	c.gossipAddr = net.JoinHostPort(self.Addr.String(), fmt.Sprint(self.Port))
 	c.rebuild()
+	c.tasks.Add(2)
 	go c.loop()
+	go c.discover()
 	return c, nil
 }
 
@@ -103,13 +129,14 @@ func (c *Cluster) memberlistConfig(meta []byte) *memberlist.Config {
 	mc.DeadNodeReclaimTime = t.DeadNodeReclaimTime
 	mc.SecretKey = c.cfg.GossipKey
 	mc.Delegate = &delegate{meta: meta}
-	mc.Events = &events{c: c}
+	mc.Events = c.events
 	mc.Logger = log.New(&logWriter{log: c.log}, "", 0)
 	return mc
 }
 
-// Join contacts seeds and returns how many answered. It fails only when
-// none did.
+// Join contacts seeds (host:port) at once and returns how many answered. It
+// fails only when none did. Seeds in the Config are joined in the
+// background without it.
 func (c *Cluster) Join(seeds []string) (int, error) {
 	if len(seeds) == 0 {
 		return 0, nil
@@ -135,10 +162,7 @@ func (c *Cluster) View() View {
 }
 
 // GossipAddr returns the address other nodes use to reach this node's gossip.
-func (c *Cluster) GossipAddr() string {
-	n := c.ml.LocalNode()
-	return net.JoinHostPort(n.Addr.String(), fmt.Sprint(n.Port))
-}
+func (c *Cluster) GossipAddr() string { return c.gossipAddr }
 
 // Leave tells the others this node is going, waiting up to timeout for the
 // message to spread. They drop it from their rings at once.
@@ -156,7 +180,7 @@ func (c *Cluster) Shutdown() error {
 	var err error
 	c.shutdownOnce.Do(func() {
 		close(c.stop)
-		<-c.done
+		c.tasks.Wait()
 		if e := c.ml.Shutdown(); e != nil {
 			err = fmt.Errorf("cluster: shutdown: %w", e)
 		}
@@ -172,7 +196,7 @@ func (c *Cluster) signal() {
 }
 
 func (c *Cluster) loop() {
-	defer close(c.done)
+	defer c.tasks.Done()
 	for {
 		select {
 		case <-c.stop:
@@ -211,16 +235,17 @@ func (c *Cluster) rebuild() {
 	}
 }
 
-// members returns the live members with valid metadata.
+// members returns the live members with valid metadata, from the copy the
+// event callbacks keep.
 func (c *Cluster) members() map[string]Member {
 	out := map[string]Member{}
-	for _, n := range c.ml.Members() {
-		m, err := DecodeMeta(n.Meta)
+	for name, n := range c.events.snapshot() {
+		m, err := DecodeMeta(n.meta)
 		if err != nil {
-			c.log.Warn("member left out of the ring", "member", n.Name, "err", err)
+			c.log.Warn("member left out of the ring", "member", name, "err", err)
 			continue
 		}
-		out[n.Name] = Member{Name: n.Name, GossipAddr: n.Address(), Meta: m}
+		out[name] = Member{Name: name, GossipAddr: n.addr, Meta: m}
 	}
 	return out
 }
@@ -239,21 +264,50 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (d *delegate) LocalState(join bool) []byte                { return nil }
 func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
 
-// events turns memberlist's callbacks into a rebuild signal. memberlist calls
-// them from its own goroutines and they must not block.
-type events struct{ c *Cluster }
+// events keeps a copy of the live members and signals a rebuild on every
+// change. memberlist calls it from its own goroutines while holding its node
+// lock, which is the only time its *Node may be read safely: the pointers
+// Memberlist.Members returns are updated in place afterwards. It must not
+// block.
+type events struct {
+	c     *Cluster
+	mu    sync.Mutex
+	nodes map[string]nodeInfo
+}
+
+type nodeInfo struct {
+	addr string // gossip host:port
+	meta []byte
+}
+
+func (e *events) put(n *memberlist.Node) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.nodes[n.Name] = nodeInfo{addr: n.Address(), meta: bytes.Clone(n.Meta)}
+}
+
+func (e *events) snapshot() map[string]nodeInfo {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return maps.Clone(e.nodes)
+}
 
 func (e *events) NotifyJoin(n *memberlist.Node) {
+	e.put(n)
 	e.c.log.Info("member joined", "member", n.Name, "addr", n.Address())
 	e.c.signal()
 }
 
 func (e *events) NotifyLeave(n *memberlist.Node) {
+	e.mu.Lock()
+	delete(e.nodes, n.Name)
+	e.mu.Unlock()
 	e.c.log.Info("member left or failed", "member", n.Name, "addr", n.Address())
 	e.c.signal()
 }
 
 func (e *events) NotifyUpdate(n *memberlist.Node) {
+	e.put(n)
 	e.c.log.Info("member updated", "member", n.Name, "addr", n.Address())
 	e.c.signal()
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/avion/authnode/ring"
@@ -29,9 +30,20 @@ type Config struct {
 	AdvertisePort int
 	// Meta is what this node advertises: its peer gRPC address and zone.
 	Meta Meta
-	// Join lists seed addresses (host:port) to join at start. Empty means
-	// this node starts a cluster of its own.
+	// Join lists seeds: host:port, dns+a://name:port (every address of a
+	// headless Service) or dns+srv://_service._proto.name. They are resolved
+	// and joined at start and again every RejoinInterval, so the halves of a
+	// healed partition merge. Empty means this node starts a cluster of its
+	// own.
 	Join []string
+	// Resolver looks seed names up. Default: the system resolver.
+	Resolver Resolver
+	// RejoinInterval is how often seeds are resolved and members not in
+	// this node's view are joined. Default 30 s.
+	RejoinInterval time.Duration
+	// Faults, when set, is asked before every gossip packet or connection
+	// this node sends; tests and the chaos suite cut traffic with it.
+	Faults Faults
 	// GossipKey, when set, encrypts gossip with AES (16, 24 or 32 bytes).
 	GossipKey []byte
 	// Ring shapes the consistent-hash ring; every node must use the same.
@@ -79,6 +91,7 @@ func DefaultConfig(name string) Config {
 	return Config{
 		Name: name, BindAddr: "0.0.0.0", BindPort: 7946,
 		Meta: Meta{Version: ProtocolVersion}, Ring: ring.DefaultConfig(), Timing: LANTiming(),
+		RejoinInterval: 30 * time.Second,
 	}
 }
 
@@ -87,6 +100,7 @@ func DefaultConfig(name string) Config {
 func LocalConfig(name string) Config {
 	c := DefaultConfig(name)
 	c.BindAddr, c.BindPort, c.Timing = "127.0.0.1", 0, LocalTiming()
+	c.RejoinInterval = 500 * time.Millisecond
 	return c
 }
 
@@ -103,10 +117,11 @@ func (c Config) Validate() error {
 		c.Timing.GossipInterval <= 0 || c.Timing.PushPullInterval <= 0 || c.Timing.TCPTimeout <= 0:
 		return fmt.Errorf("%w: timings must be positive", ErrConfig)
 	}
-	for _, j := range c.Join {
-		if err := CheckHostPort(j); err != nil {
-			return fmt.Errorf("%w: join address: %w", ErrConfig, err)
-		}
+	if _, err := ParseSeeds(strings.Join(c.Join, ",")); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if c.RejoinInterval <= 0 {
+		return fmt.Errorf("%w: rejoin interval must be positive", ErrConfig)
 	}
 	if _, err := c.Meta.Encode(); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)

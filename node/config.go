@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/avion/authnode/cluster"
@@ -36,8 +37,20 @@ type Config struct {
 	GRPCAddr string
 	// HTTPAddr serves /healthz, /readyz and /metrics. Default :8080.
 	HTTPAddr string
-	// Join lists gossip seeds (host:port). Empty: start a cluster of one.
+	// Join lists gossip seeds: host:port, dns+a://name:port or
+	// dns+srv://_service._proto.name. They are resolved and joined at start
+	// and every RejoinInterval. Empty: start a cluster of one.
 	Join []string
+	// DNSServer is the DNS server (host:port) seed names are looked up in.
+	// Empty: the system resolver.
+	DNSServer string
+	// RejoinInterval is how often seeds are resolved again and members
+	// outside this node's view joined, so a healed partition merges.
+	// Default 30 s.
+	RejoinInterval time.Duration
+	// Faults, when set, cuts this node's gossip and peer traffic to chosen
+	// addresses: the hook tests and the chaos suite use.
+	Faults Faults
 	// GossipKey encrypts gossip when set (16, 24 or 32 bytes).
 	GossipKey []byte
 	// Zone is this node's failure domain, advertised to the others.
@@ -75,6 +88,15 @@ type Config struct {
 	Now func() time.Time
 }
 
+// Faults decides which traffic a node drops: every gossip packet or
+// connection and every peer call to an address it blocks. Production nodes
+// have none.
+type Faults interface {
+	// Blocked reports whether this node may not send to addr (host:port).
+	// It must be safe for concurrent use and must not block.
+	Blocked(addr string) bool
+}
+
 // GroupSpec names a cache group and the loader behind it.
 type GroupSpec struct {
 	Name   string
@@ -101,6 +123,7 @@ func DefaultConfig(name string) Config {
 		SettleTime:      2 * time.Second,
 		ShutdownTimeout: 10 * time.Second,
 		LeaveGrace:      time.Second,
+		RejoinInterval:  30 * time.Second,
 		Timing:          cluster.LANTiming(),
 	}
 }
@@ -118,6 +141,7 @@ func LocalConfig(name string) Config {
 	c.SettleTime = 200 * time.Millisecond
 	c.ShutdownTimeout = 2 * time.Second
 	c.LeaveGrace = 200 * time.Millisecond
+	c.RejoinInterval = 500 * time.Millisecond
 	c.Timing = cluster.LocalTiming()
 	return c
 }
@@ -139,8 +163,18 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: peer timeout must be positive", ErrConfig)
 	case c.HotTTL <= 0:
 		return fmt.Errorf("%w: hot TTL must be positive", ErrConfig)
+	case c.RejoinInterval <= 0:
+		return fmt.Errorf("%w: rejoin interval must be positive", ErrConfig)
 	case c.SettleTime < 0 || c.ShutdownTimeout < 0 || c.LeaveGrace < 0:
 		return fmt.Errorf("%w: settle, shutdown and leave grace times must not be negative", ErrConfig)
+	}
+	if _, err := cluster.ParseSeeds(strings.Join(c.Join, ",")); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if c.DNSServer != "" {
+		if err := cluster.CheckHostPort(c.DNSServer); err != nil {
+			return fmt.Errorf("%w: DNS server: %w", ErrConfig, err)
+		}
 	}
 	if _, err := c.ringConfig(); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)

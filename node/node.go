@@ -36,7 +36,6 @@ type Node struct {
 
 	ring     atomic.Pointer[ring.Snapshot] // what the cache routes by
 	changed  atomic.Int64                  // unix nanos of the last ring change
-	joined   atomic.Bool
 	stopping atomic.Bool
 
 	cluster *cluster.Cluster
@@ -159,7 +158,6 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	close(n.started)
 	bg, stopBackground := context.WithCancel(ctx)
-	n.tasks.Go(func() { n.join(bg) })
 	n.tasks.Go(func() { n.reportHealth(bg) })
 	var runErr error
 	select {
@@ -176,6 +174,9 @@ func (n *Node) Run(ctx context.Context) error {
 // build creates the pool, the cache and its groups, and starts gossip.
 func (n *Node) build() error {
 	n.pool = transport.NewPool(n)
+	if n.cfg.Faults != nil {
+		n.pool.SetFaults(n.cfg.Faults)
+	}
 	sc := shard.DefaultConfig(n.cfg.Name)
 	sc.PeerTimeout, sc.Logger, sc.Clock, sc.Now = n.cfg.PeerTimeout, n.log, n.clock, n.cfg.Now
 	cache, err := shard.New(sc, n.pool)
@@ -246,6 +247,13 @@ func (n *Node) clusterConfig() (cluster.Config, error) {
 	_, peerPort, _ := net.SplitHostPort(n.PeerAddr())
 	cc.Meta = cluster.Meta{Version: cluster.ProtocolVersion, PeerAddr: net.JoinHostPort(advertise, peerPort), Zone: n.cfg.Zone}
 	cc.GossipKey, cc.Timing, cc.Logger = n.cfg.GossipKey, n.cfg.Timing, n.log
+	cc.Join, cc.RejoinInterval = n.cfg.Join, n.cfg.RejoinInterval
+	if cc.Resolver, err = cluster.NewResolver(n.cfg.DNSServer); err != nil {
+		return cluster.Config{}, err
+	}
+	if n.cfg.Faults != nil {
+		cc.Faults = n.cfg.Faults
+	}
 	cc.Ring, _ = n.cfg.ringConfig()
 	return cc, nil
 }
@@ -284,29 +292,6 @@ func (n *Node) onRingChange(v cluster.View) {
 	n.ring.Store(v.Ring)
 	n.changed.Store(time.Now().UnixNano())
 	n.cache.RingChanged()
-}
-
-// join contacts the seeds, retrying with backoff until one answers or ctx
-// ends. It runs on its own goroutine, owned by Run.
-func (n *Node) join(ctx context.Context) {
-	if len(n.cfg.Join) == 0 {
-		n.joined.Store(true)
-		return
-	}
-	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
-		_, err := n.cluster.Join(n.cfg.Join)
-		if err == nil {
-			n.joined.Store(true)
-			n.log.Info("joined", "seeds", n.cfg.Join)
-			return
-		}
-		n.log.Warn("join failed; retrying", "seeds", n.cfg.Join, "err", err, "retry_in", delay)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(delay):
-		}
-	}
 }
 
 func atoi(s string) int {

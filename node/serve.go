@@ -132,7 +132,7 @@ func (n *Node) notReady() []string {
 	if n.stopping.Load() {
 		reasons = append(reasons, "shutting down")
 	}
-	if !n.joined.Load() {
+	if !n.cluster.Joined() {
 		reasons = append(reasons, "not joined")
 	}
 	if !n.Current().Has(n.cfg.Name) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -17,8 +18,21 @@ import (
 	"github.com/avion/authnode/transport/peerpb"
 )
 
-// ErrNoPeer means the pool has no connection to the named member.
-var ErrNoPeer = errors.New("transport: no connection to peer")
+// Errors a call may return before reaching the network.
+var (
+	// ErrNoPeer means the pool has no connection to the named member.
+	ErrNoPeer = errors.New("transport: no connection to peer")
+	// ErrCut means a fault hook blocks traffic to the peer.
+	ErrCut = errors.New("transport: traffic to peer cut by a fault hook")
+)
+
+// Faults decides which peers this node cannot reach; tests and the chaos
+// suite use it to cut nodes apart.
+type Faults interface {
+	// Blocked reports whether calls to addr (host:port) must fail. It must be
+	// safe for concurrent use and must not block.
+	Blocked(addr string) bool
+}
 
 // RingSource supplies the current ring; *ring.Ring implements it.
 type RingSource interface {
@@ -31,6 +45,8 @@ type RingSource interface {
 type Pool struct {
 	ring RingSource
 	opts []grpc.DialOption
+
+	faults atomic.Pointer[Faults]
 
 	mu      sync.RWMutex
 	peers   map[string]*peerConn
@@ -56,6 +72,10 @@ func NewPool(rs RingSource, opts ...grpc.DialOption) *Pool {
 	}
 	return &Pool{ring: rs, opts: opts, peers: map[string]*peerConn{}}
 }
+
+// SetFaults installs a fault hook; calls to addresses it blocks fail with
+// ErrCut as if the network dropped them.
+func (p *Pool) SetFaults(f Faults) { p.faults.Store(&f) }
 
 // Ring returns the current ring snapshot.
 func (p *Pool) Ring() *ring.Snapshot { return p.ring.Current() }
@@ -123,6 +143,9 @@ func (p *Pool) acquire(name string) (*peerConn, error) {
 	pc := p.peers[name]
 	if pc == nil {
 		return nil, fmt.Errorf("%w %s", ErrNoPeer, name)
+	}
+	if f := p.faults.Load(); f != nil && (*f).Blocked(pc.addr) {
+		return nil, fmt.Errorf("%w: %s", ErrCut, name)
 	}
 	pc.calls.Add(1)
 	return pc, nil

@@ -26,6 +26,8 @@ type serveFlags struct {
 	grpcAddr       string
 	httpAddr       string
 	join           string
+	dnsServer      string
+	rejoinInterval time.Duration
 	cacheMaxBytes  size
 	peerTimeout    time.Duration
 	hotTTL         time.Duration
@@ -47,7 +49,9 @@ func newServeFlags() *serveFlags {
 	fs.StringVar(&f.peerAddr, "peer-addr", d.PeerAddr, "peer gRPC listen address (keep it inside the cluster)")
 	fs.StringVar(&f.grpcAddr, "grpc-addr", d.GRPCAddr, "public gRPC listen address")
 	fs.StringVar(&f.httpAddr, "http-addr", d.HTTPAddr, "HTTP listen address: /healthz, /readyz, /metrics")
-	fs.StringVar(&f.join, "join", "", "comma-separated gossip seeds, host:port (empty: start a new cluster)")
+	fs.StringVar(&f.join, "join", "", "comma-separated gossip seeds: host:port, dns+a://name:port, dns+srv://_service._proto.name (empty: start a new cluster)")
+	fs.StringVar(&f.dnsServer, "dns-server", "", "DNS server (host:port) for seed names (default: the system resolver)")
+	fs.DurationVar(&f.rejoinInterval, "rejoin-interval", d.RejoinInterval, "how often seeds are resolved again and members outside this node's view joined")
 	fs.Var(&f.cacheMaxBytes, "cache-max-bytes", "cache budget of this node, split across groups (accepts 512MiB, 1GiB)")
 	fs.DurationVar(&f.peerTimeout, "peer-timeout", d.PeerTimeout, "how long a forwarded get waits for the owner before loading locally")
 	fs.DurationVar(&f.hotTTL, "hot-ttl", d.HotTTL, "lifetime of a hot copy of a key owned by another node")
@@ -92,35 +96,20 @@ func (f *serveFlags) config(logger *slog.Logger) (node.Config, error) {
 	cfg.GRPCAddr, cfg.HTTPAddr, cfg.Zone = f.grpcAddr, f.httpAddr, f.zone
 	cfg.CacheMaxBytes, cfg.PeerTimeout, cfg.HotTTL = int64(f.cacheMaxBytes), f.peerTimeout, f.hotTTL
 	cfg.MaxMembers, cfg.ShutdownTimeout, cfg.Logger = f.maxMembers, f.shutdownTimout, logger
-	joins, err := parseJoin(f.join)
+	seeds, err := cluster.ParseSeeds(f.join)
 	if err != nil {
-		return cfg, err
+		return cfg, fmt.Errorf("--join: %w", err)
 	}
-	cfg.Join = joins
+	for _, s := range seeds {
+		cfg.Join = append(cfg.Join, s.String())
+	}
+	cfg.DNSServer, cfg.RejoinInterval = f.dnsServer, f.rejoinInterval
 	if f.gossipKeyFile != "" {
 		if cfg.GossipKey, err = readKeyFile(f.gossipKeyFile); err != nil {
 			return cfg, err
 		}
 	}
 	return cfg, cfg.Validate()
-}
-
-func parseJoin(s string) ([]string, error) {
-	var out []string
-	for part := range strings.SplitSeq(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		if strings.Contains(part, "://") {
-			return nil, fmt.Errorf("--join %q: only host:port seeds are supported", part)
-		}
-		if err := cluster.CheckHostPort(part); err != nil {
-			return nil, fmt.Errorf("--join: %w", err)
-		}
-		out = append(out, part)
-	}
-	return out, nil
 }
 
 // readKeyFile reads a base64 gossip key. The key itself never appears in an
