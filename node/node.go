@@ -128,6 +128,9 @@ func (n *Node) Group(name string) *shard.Group { return n.cache.Group(name) }
 // Cache returns the node's cache.
 func (n *Node) Cache() *shard.Cache { return n.cache }
 
+// Peers returns the peer gRPC address of every other member, by name.
+func (n *Node) Peers() map[string]string { return n.pool.Peers() }
+
 // Clock returns the node's generation clock.
 func (n *Node) Clock() *hlc.Clock { return n.clock }
 
