@@ -53,6 +53,7 @@ type Cluster struct {
 	joined  atomic.Bool
 
 	events     *events
+	silence    *silence
 	gossipAddr string
 
 	mu   sync.RWMutex
@@ -90,6 +91,13 @@ func start(cfg Config, onChange func(View), meta []byte) (*Cluster, error) {
 		changed: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
 	c.events = &events{c: c, nodes: map[string]nodeInfo{}}
+	limit := cfg.MaxSilence
+	if limit <= 0 {
+		// Twice the suspicion timeout: probes in both directions normally
+		// come every ProbeInterval, but one interval often stretches to two.
+		limit = 2 * time.Duration(cfg.Timing.SuspicionMult) * cfg.Timing.ProbeInterval
+	}
+	c.silence = &silence{limit: limit, notify: cfg.OnReconnect}
 	if c.cfg.Resolver == nil {
 		c.cfg.Resolver = net.DefaultResolver
 	}
@@ -130,6 +138,7 @@ func (c *Cluster) memberlistConfig(meta []byte) *memberlist.Config {
 	mc.SecretKey = c.cfg.GossipKey
 	mc.Delegate = &delegate{meta: meta}
 	mc.Events = c.events
+	mc.Ping = pings{c.silence}
 	mc.Logger = log.New(&logWriter{log: c.log}, "", 0)
 	return mc
 }
@@ -294,6 +303,9 @@ func (e *events) snapshot() map[string]nodeInfo {
 
 func (e *events) NotifyJoin(n *memberlist.Node) {
 	e.put(n)
+	if n.Name != e.c.cfg.Name {
+		e.c.silence.expect() // silence counts from when there is a peer to hear
+	}
 	e.c.log.Info("member joined", "member", n.Name, "addr", n.Address())
 	e.c.signal()
 }
@@ -301,7 +313,9 @@ func (e *events) NotifyJoin(n *memberlist.Node) {
 func (e *events) NotifyLeave(n *memberlist.Node) {
 	e.mu.Lock()
 	delete(e.nodes, n.Name)
+	peers := len(e.nodes) - 1 // without this node
 	e.mu.Unlock()
+	e.c.silence.peerLeft(n, peers)
 	e.c.log.Info("member left or failed", "member", n.Name, "addr", n.Address())
 	e.c.signal()
 }

@@ -52,6 +52,14 @@ type Config struct {
 	Timing Timing
 	// Logger receives membership changes and memberlist's own log lines.
 	Logger *slog.Logger
+	// OnReconnect, when set, is called when this node reaches a peer again
+	// after reaching none for longer than MaxSilence: it may have missed
+	// invalidations. Called from memberlist's goroutines; must not block.
+	OnReconnect func(gap time.Duration)
+	// MaxSilence is how long this node may reach no peer before
+	// OnReconnect fires on the next contact. Default: twice the suspicion
+	// timeout, 2·Timing.SuspicionMult·Timing.ProbeInterval.
+	MaxSilence time.Duration
 }
 
 // Timing holds the memberlist timings that decide how fast failures are

@@ -86,6 +86,17 @@ type Config struct {
 	// Now reads the wall clock; the node's generation clock is built on it.
 	// Default time.Now.
 	Now func() time.Time
+	// MaxPause is the longest the process may stop running before its cache
+	// is flushed on the next request (it may have missed invalidations).
+	// Default: memberlist's suspicion timeout, SuspicionMult·ProbeInterval.
+	MaxPause time.Duration
+	// MaxSilence is how long the node may reach no peer before its cache is
+	// flushed on the next contact (it may have missed invalidations).
+	// Default: twice memberlist's suspicion timeout.
+	MaxSilence time.Duration
+	// Mono reads the monotonic clock pause detection uses. Default: the
+	// process's own; tests simulate a pause by making it jump.
+	Mono func() time.Duration
 }
 
 // Faults decides which traffic a node drops: every gossip packet or
@@ -143,6 +154,10 @@ func LocalConfig(name string) Config {
 	c.LeaveGrace = 200 * time.Millisecond
 	c.RejoinInterval = 500 * time.Millisecond
 	c.Timing = cluster.LocalTiming()
+	// Far above the loopback suspicion timeout, so that a test machine under
+	// load never takes a slow heartbeat for a pause or a slow probe for
+	// silence; pause tests jump Mono, isolation tests lower MaxSilence.
+	c.MaxPause, c.MaxSilence = 2*time.Second, 2*time.Second
 	return c
 }
 
@@ -165,6 +180,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: hot TTL must be positive", ErrConfig)
 	case c.RejoinInterval <= 0:
 		return fmt.Errorf("%w: rejoin interval must be positive", ErrConfig)
+	case c.MaxPause < 0 || c.MaxSilence < 0:
+		return fmt.Errorf("%w: max pause and max silence must not be negative", ErrConfig)
 	case c.SettleTime < 0 || c.ShutdownTimeout < 0 || c.LeaveGrace < 0:
 		return fmt.Errorf("%w: settle, shutdown and leave grace times must not be negative", ErrConfig)
 	}

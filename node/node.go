@@ -182,6 +182,10 @@ func (n *Node) build() error {
 	}
 	sc := shard.DefaultConfig(n.cfg.Name)
 	sc.PeerTimeout, sc.Logger, sc.Clock, sc.Now = n.cfg.PeerTimeout, n.log, n.clock, n.cfg.Now
+	sc.MaxPause, sc.Mono = n.cfg.MaxPause, n.cfg.Mono
+	if sc.MaxPause == 0 {
+		sc.MaxPause = time.Duration(n.cfg.Timing.SuspicionMult) * n.cfg.Timing.ProbeInterval
+	}
 	cache, err := shard.New(sc, n.pool)
 	if err != nil {
 		return err
@@ -251,6 +255,10 @@ func (n *Node) clusterConfig() (cluster.Config, error) {
 	cc.Meta = cluster.Meta{Version: cluster.ProtocolVersion, PeerAddr: net.JoinHostPort(advertise, peerPort), Zone: n.cfg.Zone}
 	cc.GossipKey, cc.Timing, cc.Logger = n.cfg.GossipKey, n.cfg.Timing, n.log
 	cc.Join, cc.RejoinInterval = n.cfg.Join, n.cfg.RejoinInterval
+	cc.MaxSilence = n.cfg.MaxSilence
+	cc.OnReconnect = func(gap time.Duration) {
+		n.cache.Flush("reached no peer for " + gap.Round(time.Millisecond).String() + ": invalidations may have been missed")
+	}
 	if cc.Resolver, err = cluster.NewResolver(n.cfg.DNSServer); err != nil {
 		return cluster.Config{}, err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 )
 
 // Cache is one node's set of named groups. It shares the peers, the clock,
@@ -18,6 +19,9 @@ type Cache struct {
 
 	base   context.Context // parent of every detached load; cancelled by Close
 	cancel context.CancelFunc
+	pause  *pauseGuard // nil when MaxPause is 0
+
+	flushes atomic.Uint64
 
 	mu     sync.RWMutex
 	groups map[string]*Group
@@ -36,7 +40,7 @@ func New(cfg Config, peers Peers) (*Cache, error) {
 	}
 	cfg = cfg.withDefaults()
 	base, cancel := context.WithCancel(context.Background())
-	return &Cache{
+	c := &Cache{
 		cfg:      cfg,
 		peers:    peers,
 		limiter:  make(chan struct{}, cfg.MaxConcurrentLoads),
@@ -44,7 +48,13 @@ func New(cfg Config, peers Peers) (*Cache, error) {
 		base:     base,
 		cancel:   cancel,
 		groups:   map[string]*Group{},
-	}, nil
+	}
+	if cfg.MaxPause > 0 {
+		c.pause = &pauseGuard{max: cfg.MaxPause, mono: cfg.Mono, stop: make(chan struct{}), done: make(chan struct{})}
+		c.pause.beat.Store(int64(cfg.Mono()))
+		go c.pause.run(c.flushAfterPause)
+	}
+	return c, nil
 }
 
 // NewGroup adds a group named name (lowercase letters, digits and '_',
@@ -139,6 +149,10 @@ func (c *Cache) Close() {
 	c.closed = true
 	c.mu.Unlock()
 	c.cancel()
+	if c.pause != nil {
+		close(c.pause.stop)
+		<-c.pause.done
+	}
 	c.active.Wait()
 	for _, g := range c.groups {
 		g.close()

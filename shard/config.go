@@ -52,7 +52,18 @@ type Config struct {
 	// Now reads the wall clock for expiry and suspicion. Default time.Now.
 	Now func() time.Time
 
-	// Logger receives loader panics. Default: discard.
+	// MaxPause is the longest this process may stop running (SIGSTOP, a
+	// frozen VM) before the cache is flushed on the next request: after a
+	// pause longer than memberlist's suspicion timeout the others may have
+	// declared this node dead and sent invalidations it never got. Zero
+	// turns the check off. Default 4 s (the LAN suspicion timeout).
+	MaxPause time.Duration
+
+	// Mono reads a monotonic clock for pause detection. Default: time since
+	// the cache was created.
+	Mono func() time.Duration
+
+	// Logger receives loader panics and flushes. Default: discard.
 	Logger *slog.Logger
 }
 
@@ -66,6 +77,7 @@ func DefaultConfig(self string) Config {
 		LoadAttempts:       3,
 		SuspectAfter:       3,
 		SuspectFor:         time.Second,
+		MaxPause:           4 * time.Second,
 	}
 }
 
@@ -86,6 +98,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: suspect after %d < 1", ErrConfig, c.SuspectAfter)
 	case c.SuspectFor <= 0:
 		return fmt.Errorf("%w: suspect for %v must be positive", ErrConfig, c.SuspectFor)
+	case c.MaxPause < 0 || (c.MaxPause > 0 && c.MaxPause < 4*time.Millisecond):
+		return fmt.Errorf("%w: max pause %v must be 0 (off) or at least 4ms", ErrConfig, c.MaxPause)
 	}
 	return nil
 }
@@ -99,6 +113,10 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Mono == nil {
+		start := time.Now()
+		c.Mono = func() time.Duration { return time.Since(start) }
 	}
 	return c
 }

@@ -61,11 +61,13 @@ func (g *Group) Stats() Stats { return g.n.snapshot() }
 // else from a hot copy or the owner, else (owner silent or suspect) loaded
 // here. It fails with ErrBadRequest for an empty or oversized key, with an
 // error wrapping ErrSourceFailed when the load failed, with ErrChurn, or with
-// ctx's error. A hit neither allocates nor takes a lock.
+// ctx's error. A hit neither allocates nor takes a lock. After a process
+// pause longer than MaxPause the cache is flushed before Get answers.
 func (g *Group) Get(ctx context.Context, key string) (Entry, error) {
 	if err := CheckKey(key); err != nil {
 		return Entry{}, err
 	}
+	g.c.pause.check(g.c.flushAfterPause)
 	snap := g.c.peers.Ring()
 	owner := snap.Owner(key)
 	if owner == "" || owner == g.c.cfg.Self {
@@ -110,6 +112,7 @@ func (g *Group) serveForward(ctx context.Context, req ForwardRequest) (ForwardRe
 	if err := CheckKey(req.Key); err != nil {
 		return ForwardResponse{}, err
 	}
+	g.c.pause.check(g.c.flushAfterPause)
 	snap := g.c.peers.Ring()
 	if req.Fingerprint != snap.Fingerprint() {
 		g.n.mismatches.Add(1)

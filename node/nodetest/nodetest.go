@@ -38,6 +38,8 @@ type Options struct {
 	Config func(i int, cfg *node.Config)
 	// Timeout bounds waiting for the cluster to agree on one ring. Default 20 s.
 	Timeout time.Duration
+	// Network, when set, gives every node its fault hook and registers it.
+	Network *Network
 }
 
 // Start runs n nodes named node-0 … node-(n-1), each joining node-0, and
@@ -51,10 +53,17 @@ func Start(t testing.TB, n int, opts Options) []*Node {
 		if i > 0 {
 			cfg.Join = []string{nodes[0].GossipAddr()}
 		}
+		if opts.Network != nil {
+			cfg.Faults = opts.Network.Faults(cfg.Name)
+		}
 		if opts.Config != nil {
 			opts.Config(i, &cfg)
 		}
-		nodes = append(nodes, Run(t, cfg))
+		nd := Run(t, cfg)
+		if opts.Network != nil {
+			opts.Network.Register(nd)
+		}
+		nodes = append(nodes, nd)
 	}
 	timeout := opts.Timeout
 	if timeout == 0 {

@@ -1,0 +1,78 @@
+package shard
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// pauseGuard detects that this process stopped running for longer than
+// Config.MaxPause (SIGSTOP, a frozen VM, a debugger): long enough that the
+// others may have declared it dead and sent invalidations it never got. A
+// heartbeat goroutine stamps a monotonic clock reading every MaxPause/4;
+// every Get compares the clock with the last stamp, so the first request
+// after a pause, whichever goroutine runs first, flushes the cache before it
+// is answered.
+type pauseGuard struct {
+	max  time.Duration
+	mono func() time.Duration // monotonic clock
+	beat atomic.Int64         // mono() at the last heartbeat
+	mu   sync.Mutex           // serialises flushes
+	stop chan struct{}
+	done chan struct{}
+}
+
+// check flushes through flush when the clock jumped more than max since
+// the last beat, and returns once the cache is safe to serve from.
+func (p *pauseGuard) check(flush func(gap time.Duration)) {
+	if p == nil || int64(p.mono())-p.beat.Load() <= int64(p.max) {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.mono()
+	if gap := now - time.Duration(p.beat.Load()); gap > p.max {
+		flush(gap)
+	}
+	p.beat.Store(int64(now))
+}
+
+// run beats until stop is closed.
+func (p *pauseGuard) run(flush func(gap time.Duration)) {
+	defer close(p.done)
+	tick := time.NewTicker(p.max / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-tick.C:
+			p.check(flush)
+			p.beat.Store(int64(p.mono()))
+		}
+	}
+}
+
+// Flush drops every entry of every group on this node, as InvalidateAll
+// does, and logs why. Use it when the node may have missed invalidations.
+func (c *Cache) Flush(reason string) {
+	gen := c.cfg.Clock.Now()
+	c.mu.RLock()
+	groups := make([]*Group, 0, len(c.groups))
+	for _, g := range c.groups {
+		groups = append(groups, g)
+	}
+	c.mu.RUnlock()
+	for _, g := range groups {
+		g.InvalidateAll(gen)
+	}
+	c.flushes.Add(1)
+	c.cfg.Logger.Warn("cache flushed", "reason", reason, "groups", len(groups))
+}
+
+// Flushes counts Flush calls, including those after a detected pause.
+func (c *Cache) Flushes() uint64 { return c.flushes.Load() }
+
+func (c *Cache) flushAfterPause(gap time.Duration) {
+	c.Flush("process paused for " + gap.Round(time.Millisecond).String() + ": invalidations may have been missed")
+}
