@@ -136,7 +136,7 @@ func (c *Cluster) memberlistConfig(meta []byte) *memberlist.Config {
 	mc.GossipInterval, mc.PushPullInterval, mc.TCPTimeout = t.GossipInterval, t.PushPullInterval, t.TCPTimeout
 	mc.DeadNodeReclaimTime = t.DeadNodeReclaimTime
 	mc.SecretKey = c.cfg.GossipKey
-	mc.Delegate = &delegate{meta: meta}
+	mc.Delegate = &delegate{meta: meta, state: c.cfg.State}
 	mc.Events = c.events
 	mc.Ping = pings{c.silence}
 	mc.Logger = log.New(&logWriter{log: c.log}, "", 0)
@@ -259,8 +259,11 @@ func (c *Cluster) members() map[string]Member {
 	return out
 }
 
-// delegate serves this node's metadata to memberlist.
-type delegate struct{ meta []byte }
+// delegate serves this node's metadata and state to memberlist.
+type delegate struct {
+	meta  []byte
+	state State // nil: no state
+}
 
 func (d *delegate) NodeMeta(limit int) []byte {
 	if len(d.meta) > limit {
@@ -270,8 +273,19 @@ func (d *delegate) NodeMeta(limit int) []byte {
 }
 func (d *delegate) NotifyMsg([]byte)                           {}
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
-func (d *delegate) LocalState(join bool) []byte                { return nil }
-func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+func (d *delegate) LocalState(join bool) []byte {
+	if d.state == nil {
+		return nil
+	}
+	return d.state.Local()
+}
+
+func (d *delegate) MergeRemoteState(buf []byte, join bool) {
+	if d.state != nil && len(buf) > 0 {
+		d.state.Merge(buf)
+	}
+}
 
 // events keeps a copy of the live members and signals a rebuild on every
 // change. memberlist calls it from its own goroutines while holding its node
@@ -324,4 +338,14 @@ func (e *events) NotifyUpdate(n *memberlist.Node) {
 	e.put(n)
 	e.c.log.Info("member updated", "member", n.Name, "addr", n.Address())
 	e.c.signal()
+}
+
+// State is application state a node adds to memberlist's push-pull
+// exchange (at join and every push-pull interval). Both methods are called
+// from memberlist's goroutines and must not block for long.
+type State interface {
+	// Local returns this node's state to send.
+	Local() []byte
+	// Merge takes another node's state. It must tolerate any bytes.
+	Merge(remote []byte)
 }

@@ -52,6 +52,8 @@ type Config struct {
 	Timing Timing
 	// Logger receives membership changes and memberlist's own log lines.
 	Logger *slog.Logger
+	// State, when set, is exchanged with other nodes in push-pull.
+	State State
 	// OnReconnect, when set, is called when this node reaches a peer again
 	// after reaching none for longer than MaxSilence: it may have missed
 	// invalidations. Called from memberlist's goroutines; must not block.

@@ -256,6 +256,7 @@ func (n *Node) clusterConfig() (cluster.Config, error) {
 	cc.GossipKey, cc.Timing, cc.Logger = n.cfg.GossipKey, n.cfg.Timing, n.log
 	cc.Join, cc.RejoinInterval = n.cfg.Join, n.cfg.RejoinInterval
 	cc.MaxSilence = n.cfg.MaxSilence
+	cc.State = gossipState{n}
 	cc.OnReconnect = func(gap time.Duration) {
 		n.cache.Flush("reached no peer for " + gap.Round(time.Millisecond).String() + ": invalidations may have been missed")
 	}
@@ -326,5 +327,29 @@ func (n *Node) reportHealth(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
+	}
+}
+
+// gossipState carries this node's recent invalidations in memberlist's
+// push-pull exchange, so a node returning from a partition catches up.
+type gossipState struct{ n *Node }
+
+func (s gossipState) Local() []byte {
+	b, err := transport.EncodeGossipState(s.n.cache.Recent())
+	if err != nil {
+		s.n.log.Error("gossip state", "err", err)
+		return nil
+	}
+	return b
+}
+
+func (s gossipState) Merge(remote []byte) {
+	invs, err := transport.DecodeGossipState(remote)
+	if err != nil {
+		s.n.log.Warn("gossip state from a peer ignored", "err", err)
+		return
+	}
+	if applied := s.n.cache.Apply(invs); applied > 0 {
+		s.n.log.Info("caught up on invalidations from a peer", "applied", applied)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/avion/authnode/hlc"
 	"github.com/avion/authnode/node"
 	"github.com/avion/authnode/node/nodetest"
 	"github.com/avion/authnode/shard"
@@ -122,4 +123,64 @@ func TestIsolatedNodeFlushesOnReconnect(t *testing.T) {
 	if e, err := cut.Group("g").Get(ctx, key); err != nil || string(e.Value) == key+"@1" {
 		t.Fatalf("after reconnecting: %q, %v", e.Value, err)
 	}
+}
+
+// TestReturningNodeCatchesUpThroughGossip: node-1 is cut off, too briefly
+// to flush, while one of its keys is invalidated on the others. When the
+// partition heals, the push-pull exchange carries the invalidation to it, so
+// it drops the key without a flush.
+func TestReturningNodeCatchesUpThroughGossip(t *testing.T) {
+	src := &versions{loads: map[string]int{}}
+	netw := nodetest.NewNetwork()
+	nodes := nodetest.Start(t, 3, nodetest.Options{Network: netw, Config: func(_ int, cfg *node.Config) {
+		cfg.Groups = []node.GroupSpec{{Name: "g", Loader: src}}
+		cfg.MaxSilence = time.Hour
+	}})
+	back := nodes[1]
+	key := ""
+	for _, k := range randomKeys(1000) {
+		if back.Current().Owner(k) == back.Name() {
+			key = k
+			break
+		}
+	}
+	ctx := context.Background()
+	if _, err := back.Group("g").Get(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	netw.Isolate(back.Name())
+	gen := nodes[0].Clock().Now()
+	for _, n := range []*nodetest.Node{nodes[0], nodes[2]} {
+		n.Group("g").Invalidate(key, gen)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for back.Current().Len() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the cut-off node never noticed it was alone")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	netw.Heal()
+	nodetest.WaitConverged(t, 30*time.Second, nodes...)
+	for !caughtUp(back, key, gen) {
+		if time.Now().After(deadline) {
+			t.Fatal("the invalidation never reached the returning node")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if e, err := back.Group("g").Get(ctx, key); err != nil || string(e.Value) == key+"@1" {
+		t.Fatalf("after catching up: %q, %v", e.Value, err)
+	}
+	if back.Cache().Flushes() != 0 {
+		t.Fatal("the node flushed; this test is about catching up without a flush")
+	}
+}
+
+func caughtUp(n *nodetest.Node, key string, gen hlc.Gen) bool {
+	for _, inv := range n.Cache().Recent() {
+		if inv.Key == key && inv.Gen >= gen {
+			return true
+		}
+	}
+	return false
 }

@@ -22,6 +22,7 @@ type Cache struct {
 	pause  *pauseGuard // nil when MaxPause is 0
 
 	flushes atomic.Uint64
+	recent  recent // latest invalidations, shared with other nodes
 
 	mu     sync.RWMutex
 	groups map[string]*Group

@@ -237,6 +237,7 @@ func (g *Group) ownsNow(key string) bool {
 // Invalidate returns, no Get on this node returns the state loaded before it.
 func (g *Group) Invalidate(key string, gen hlc.Gen) {
 	g.n.inval.Add(1)
+	g.c.recent.note(recentKey{g.name, key, false}, gen)
 	floor := g.c.cfg.Clock.Observe(gen)
 	g.storeMu.Lock()
 	raise(g.floors.stripe(key), floor)
@@ -257,6 +258,12 @@ func (g *Group) Invalidate(key string, gen hlc.Gen) {
 // guarantee as Invalidate for every key. Entries are rejected at once and
 // evicted lazily.
 func (g *Group) InvalidateAll(gen hlc.Gen) {
+	g.c.recent.note(recentKey{g.name, "", true}, gen)
+	g.dropAll(gen)
+}
+
+// dropAll is InvalidateAll without telling other nodes: a local flush.
+func (g *Group) dropAll(gen hlc.Gen) {
 	g.n.inval.Add(1)
 	floor := g.c.cfg.Clock.Observe(gen)
 	g.storeMu.Lock()

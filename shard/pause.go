@@ -55,6 +55,7 @@ func (p *pauseGuard) run(flush func(gap time.Duration)) {
 
 // Flush drops every entry of every group on this node, as InvalidateAll
 // does, and logs why. Use it when the node may have missed invalidations.
+// Unlike InvalidateAll it is local: it is not shared with other nodes.
 func (c *Cache) Flush(reason string) {
 	gen := c.cfg.Clock.Now()
 	c.mu.RLock()
@@ -64,7 +65,7 @@ func (c *Cache) Flush(reason string) {
 	}
 	c.mu.RUnlock()
 	for _, g := range groups {
-		g.InvalidateAll(gen)
+		g.dropAll(gen)
 	}
 	c.flushes.Add(1)
 	c.cfg.Logger.Warn("cache flushed", "reason", reason, "groups", len(groups))

@@ -311,3 +311,20 @@ func TestSetPeersReplacesConnections(t *testing.T) {
 		t.Fatal("a malformed peer address was accepted")
 	}
 }
+
+func TestGossipStateRoundTripAndBadInput(t *testing.T) {
+	in := []shard.Invalidation{{Group: "g", Key: "k", Gen: 7}, {Group: "g", All: true, Gen: 9}}
+	b, err := EncodeGossipState(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := DecodeGossipState(b)
+	if err != nil || len(out) != 2 || out[0] != in[0] || out[1] != in[1] {
+		t.Fatalf("round trip: %+v, %v", out, err)
+	}
+	for _, bad := range [][]byte{{0xff, 0xff, 0xff}, make([]byte, maxGossipState+1)} {
+		if _, err := DecodeGossipState(bad); err == nil {
+			t.Errorf("DecodeGossipState accepted %d bad bytes", len(bad))
+		}
+	}
+}

@@ -262,6 +262,122 @@ func (*InvalidateResponse) Descriptor() ([]byte, []int) {
 	return file_authnode_peer_v1_peer_proto_rawDescGZIP(), []int{3}
 }
 
+// GossipState is what a node adds to memberlist's push-pull exchange: its
+// most recent invalidations, so a node returning from a partition catches up
+// on what it missed. Bounded: recent entries only.
+type GossipState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Invalidations []*Invalidation        `protobuf:"bytes,1,rep,name=invalidations,proto3" json:"invalidations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GossipState) Reset() {
+	*x = GossipState{}
+	mi := &file_authnode_peer_v1_peer_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GossipState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GossipState) ProtoMessage() {}
+
+func (x *GossipState) ProtoReflect() protoreflect.Message {
+	mi := &file_authnode_peer_v1_peer_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GossipState.ProtoReflect.Descriptor instead.
+func (*GossipState) Descriptor() ([]byte, []int) {
+	return file_authnode_peer_v1_peer_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GossipState) GetInvalidations() []*Invalidation {
+	if x != nil {
+		return x.Invalidations
+	}
+	return nil
+}
+
+type Invalidation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// Empty with all = true: every key of the group.
+	Key           string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	All           bool   `protobuf:"varint,3,opt,name=all,proto3" json:"all,omitempty"`
+	Gen           uint64 `protobuf:"fixed64,4,opt,name=gen,proto3" json:"gen,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Invalidation) Reset() {
+	*x = Invalidation{}
+	mi := &file_authnode_peer_v1_peer_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Invalidation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Invalidation) ProtoMessage() {}
+
+func (x *Invalidation) ProtoReflect() protoreflect.Message {
+	mi := &file_authnode_peer_v1_peer_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Invalidation.ProtoReflect.Descriptor instead.
+func (*Invalidation) Descriptor() ([]byte, []int) {
+	return file_authnode_peer_v1_peer_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Invalidation) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *Invalidation) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Invalidation) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+func (x *Invalidation) GetGen() uint64 {
+	if x != nil {
+		return x.Gen
+	}
+	return 0
+}
+
 var File_authnode_peer_v1_peer_proto protoreflect.FileDescriptor
 
 const file_authnode_peer_v1_peer_proto_rawDesc = "" +
@@ -282,7 +398,14 @@ const file_authnode_peer_v1_peer_proto_rawDesc = "" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x10\n" +
 	"\x03all\x18\x03 \x01(\bR\x03all\x12\x10\n" +
 	"\x03gen\x18\x04 \x01(\x06R\x03gen\"\x14\n" +
-	"\x12InvalidateResponse2\xa3\x01\n" +
+	"\x12InvalidateResponse\"S\n" +
+	"\vGossipState\x12D\n" +
+	"\rinvalidations\x18\x01 \x03(\v2\x1e.authnode.peer.v1.InvalidationR\rinvalidations\"Z\n" +
+	"\fInvalidation\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x10\n" +
+	"\x03all\x18\x03 \x01(\bR\x03all\x12\x10\n" +
+	"\x03gen\x18\x04 \x01(\x06R\x03gen2\xa3\x01\n" +
 	"\x04Peer\x12B\n" +
 	"\x03Get\x12\x1c.authnode.peer.v1.GetRequest\x1a\x1d.authnode.peer.v1.GetResponse\x12W\n" +
 	"\n" +
@@ -300,23 +423,26 @@ func file_authnode_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_authnode_peer_v1_peer_proto_rawDescData
 }
 
-var file_authnode_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_authnode_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_authnode_peer_v1_peer_proto_goTypes = []any{
 	(*GetRequest)(nil),         // 0: authnode.peer.v1.GetRequest
 	(*GetResponse)(nil),        // 1: authnode.peer.v1.GetResponse
 	(*InvalidateRequest)(nil),  // 2: authnode.peer.v1.InvalidateRequest
 	(*InvalidateResponse)(nil), // 3: authnode.peer.v1.InvalidateResponse
+	(*GossipState)(nil),        // 4: authnode.peer.v1.GossipState
+	(*Invalidation)(nil),       // 5: authnode.peer.v1.Invalidation
 }
 var file_authnode_peer_v1_peer_proto_depIdxs = []int32{
-	0, // 0: authnode.peer.v1.Peer.Get:input_type -> authnode.peer.v1.GetRequest
-	2, // 1: authnode.peer.v1.Peer.Invalidate:input_type -> authnode.peer.v1.InvalidateRequest
-	1, // 2: authnode.peer.v1.Peer.Get:output_type -> authnode.peer.v1.GetResponse
-	3, // 3: authnode.peer.v1.Peer.Invalidate:output_type -> authnode.peer.v1.InvalidateResponse
-	2, // [2:4] is the sub-list for method output_type
-	0, // [0:2] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	5, // 0: authnode.peer.v1.GossipState.invalidations:type_name -> authnode.peer.v1.Invalidation
+	0, // 1: authnode.peer.v1.Peer.Get:input_type -> authnode.peer.v1.GetRequest
+	2, // 2: authnode.peer.v1.Peer.Invalidate:input_type -> authnode.peer.v1.InvalidateRequest
+	1, // 3: authnode.peer.v1.Peer.Get:output_type -> authnode.peer.v1.GetResponse
+	3, // 4: authnode.peer.v1.Peer.Invalidate:output_type -> authnode.peer.v1.InvalidateResponse
+	3, // [3:5] is the sub-list for method output_type
+	1, // [1:3] is the sub-list for method input_type
+	1, // [1:1] is the sub-list for extension type_name
+	1, // [1:1] is the sub-list for extension extendee
+	0, // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_authnode_peer_v1_peer_proto_init() }
@@ -330,7 +456,7 @@ func file_authnode_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_authnode_peer_v1_peer_proto_rawDesc), len(file_authnode_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
