@@ -50,7 +50,7 @@ type proc struct {
 	done   chan error
 }
 
-func startProc(t *testing.T, name string, join string) *proc {
+func startProc(t *testing.T, name string, join string, extra ...string) *proc {
 	t.Helper()
 	bin, err := buildBinary()
 	if err != nil {
@@ -62,8 +62,9 @@ func startProc(t *testing.T, name string, join string) *proc {
 		log:    &syncWriter{},
 		done:   make(chan error, 1),
 	}
-	p.cmd = exec.Command(bin, "serve", "--node-name", name, "--gossip-addr", p.gossip,
-		"--peer-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--http-addr", p.http)
+	args := append([]string{"serve", "--node-name", name, "--gossip-addr", p.gossip,
+		"--peer-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--http-addr", p.http}, extra...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), "AUTHNODE_JOIN="+join)
 	p.cmd.Stderr = p.log
 	if err := p.cmd.Start(); err != nil {
@@ -182,5 +183,32 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || !exit.Sys().(syscall.WaitStatus).Signaled() {
 		t.Fatalf("after a second SIGTERM the process exited with %v, want killed by the signal", err)
+	}
+}
+
+// TestStoppedProcessFlushes: a real process stopped with SIGSTOP for longer
+// than --max-pause flushes its cache when SIGCONT resumes it, and logs why.
+func TestStoppedProcessFlushes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary; skipped with -short")
+	}
+	p := startProc(t, "sleeper", "", "--max-pause", "200ms")
+	waitFor(t, "the node to serve", func() bool {
+		code, _ := httpGet("http://" + p.http + "/healthz")
+		return code == http.StatusOK
+	})
+	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the pause under test: there is nothing to poll while the process is stopped
+	if err := p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the flush after the pause", func() bool {
+		log := p.log.String()
+		return strings.Contains(log, `"msg":"cache flushed"`) && strings.Contains(log, `"reason":"process paused for`)
+	})
+	if strings.Count(p.log.String(), `"msg":"cache flushed"`) != 1 {
+		t.Fatalf("expected exactly one flush:\n%s", p.log.String())
 	}
 }

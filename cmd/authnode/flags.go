@@ -35,6 +35,7 @@ type serveFlags struct {
 	gossipKeyFile  string
 	zone           string
 	shutdownTimout time.Duration
+	maxPause       time.Duration
 	logLevel       slog.Level
 }
 
@@ -59,6 +60,7 @@ func newServeFlags() *serveFlags {
 	fs.StringVar(&f.gossipKeyFile, "gossip-key-file", "", "file holding a base64 AES key (16, 24 or 32 bytes) that encrypts gossip")
 	fs.StringVar(&f.zone, "zone", "", "this node's failure domain, advertised to peers")
 	fs.DurationVar(&f.shutdownTimout, "shutdown-timeout", d.ShutdownTimeout, "bound on the graceful part of shutdown")
+	fs.DurationVar(&f.maxPause, "max-pause", 0, "a process pause longer than this flushes the cache before the next answer (0: the gossip suspicion timeout, 4s)")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
 	return f
 }
@@ -103,7 +105,7 @@ func (f *serveFlags) config(logger *slog.Logger) (node.Config, error) {
 	for _, s := range seeds {
 		cfg.Join = append(cfg.Join, s.String())
 	}
-	cfg.DNSServer, cfg.RejoinInterval = f.dnsServer, f.rejoinInterval
+	cfg.DNSServer, cfg.RejoinInterval, cfg.MaxPause = f.dnsServer, f.rejoinInterval, f.maxPause
 	if f.gossipKeyFile != "" {
 		if cfg.GossipKey, err = readKeyFile(f.gossipKeyFile); err != nil {
 			return cfg, err

@@ -34,6 +34,7 @@ func TestRun(t *testing.T) {
 		{[]string{"serve", "--node-name", ""}, 2, "", "node name"},
 		{[]string{"serve", "--gossip-key-file", "/nonexistent"}, 2, "", "gossip-key-file"},
 		{[]string{"serve", "--log-level", "LOUD"}, 2, "", "log-level"},
+		{[]string{"serve", "--max-pause", "-1s"}, 2, "", "max pause"},
 	} {
 		var out, errOut bytes.Buffer
 		code := run(tc.args, &out, &errOut)
