@@ -124,15 +124,19 @@ func (c *Cache) ServeForward(ctx context.Context, req ForwardRequest) (ForwardRe
 // now owns, and forgets peer suspicion. It may block briefly.
 func (c *Cache) RingChanged() {
 	c.suspects.reset()
+	for _, g := range c.groupList() {
+		g.ringChanged()
+	}
+}
+
+func (c *Cache) groupList() []*Group {
 	c.mu.RLock()
+	defer c.mu.RUnlock()
 	groups := make([]*Group, 0, len(c.groups))
 	for _, g := range c.groups {
 		groups = append(groups, g)
 	}
-	c.mu.RUnlock()
-	for _, g := range groups {
-		g.ringChanged()
-	}
+	return groups
 }
 
 // Suspects lists the peers currently skipped because their calls kept failing.

@@ -58,12 +58,7 @@ func (p *pauseGuard) run(flush func(gap time.Duration)) {
 // Unlike InvalidateAll it is local: it is not shared with other nodes.
 func (c *Cache) Flush(reason string) {
 	gen := c.cfg.Clock.Now()
-	c.mu.RLock()
-	groups := make([]*Group, 0, len(c.groups))
-	for _, g := range c.groups {
-		groups = append(groups, g)
-	}
-	c.mu.RUnlock()
+	groups := c.groupList()
 	for _, g := range groups {
 		g.dropAll(gen)
 	}
