@@ -38,12 +38,23 @@ func (c *Clock) Now() Gen {
 	return c.Observe(0)
 }
 
+// MaxAhead bounds how far ahead of this node's wall clock an observed
+// generation may be and still be merged. A peer with a broken clock, or a
+// hostile message, must not drag every later generation into the future.
+const MaxAhead = time.Minute
+
 // Observe merges a generation seen in a message from another node and returns
-// a fresh local generation larger than both g and every earlier reading.
+// a fresh local generation larger than both g and every earlier reading. A g
+// more than MaxAhead ahead of the wall clock is not merged; the reading is
+// still larger than every earlier one.
 func (c *Clock) Observe(g Gen) Gen {
 	for {
 		last := c.last.Load()
-		next := max(uint64(c.wall().UnixNano()), last+1, uint64(g)+1)
+		wall := uint64(c.wall().UnixNano())
+		if uint64(g) > wall+uint64(MaxAhead) {
+			g = 0
+		}
+		next := max(wall, last+1, uint64(g)+1)
 		if c.last.CompareAndSwap(last, next) {
 			return Gen(next)
 		}

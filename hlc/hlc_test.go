@@ -61,3 +61,17 @@ func TestConcurrentReadingsAreUnique(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestObserveIgnoresGenerationsFarAhead(t *testing.T) {
+	wall := time.Unix(1000, 0)
+	c := New(func() time.Time { return wall })
+	far := Gen(wall.Add(2 * MaxAhead).UnixNano())
+	got := c.Observe(far)
+	if got >= far || got < Gen(wall.UnixNano()) {
+		t.Fatalf("Observe(far future) = %d, want a local reading below %d", got, far)
+	}
+	near := Gen(wall.Add(MaxAhead / 2).UnixNano())
+	if got := c.Observe(near); got <= near {
+		t.Fatalf("Observe(near future) = %d, want above %d", got, near)
+	}
+}
