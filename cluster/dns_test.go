@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -182,4 +183,65 @@ func atoiT(t *testing.T, s string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestDNSADiscovery: nodes on 127.0.0.2 and 127.0.0.3 share one gossip port,
+// as pods behind a headless Service do, and find each other through the A
+// records of one name.
+func TestDNSADiscovery(t *testing.T) {
+	d := startDNS(t)
+	port := freeUDPAndTCPPort(t, "127.0.0.2", "127.0.0.3")
+	var nodes []*Cluster
+	for i, ip := range []string{"127.0.0.2", "127.0.0.3"} {
+		cfg := LocalConfig(fmt.Sprintf("a-%d", i))
+		cfg.BindAddr, cfg.BindPort = ip, port
+		cfg.Meta.PeerAddr = ip + ":9"
+		cfg.Logger = testLogger(t)
+		cfg.Resolver = d.resolver(t)
+		cfg.Join = []string{fmt.Sprintf("dns+a://authnode.test:%d", port)}
+		c, err := New(cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Shutdown() })
+		nodes = append(nodes, c)
+	}
+	d.set("authnode.test", "127.0.0.2", "127.0.0.3")
+	took := eventually(t, 15*time.Second, "the nodes to meet through A records", func() bool { return agree(nodes, 2) })
+	t.Logf("two nodes met through A records in %v", took)
+}
+
+// freeUDPAndTCPPort finds a port free for TCP and UDP on every ip.
+func freeUDPAndTCPPort(t *testing.T, ips ...string) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", ips[0]+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		if portFree(ips, port) {
+			return port
+		}
+	}
+	t.Fatal("no port free on every address")
+	return 0
+}
+
+func portFree(ips []string, port int) bool {
+	for _, ip := range ips {
+		addr := net.JoinHostPort(ip, fmt.Sprint(port))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return false
+		}
+		_ = l.Close()
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return false
+		}
+		_ = pc.Close()
+	}
+	return true
 }
