@@ -8,9 +8,10 @@ VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || ech
 LDFLAGS       := -s -w -X main.version=$(VERSION)
 TEST_TIMEOUT  ?= 15m
 BENCH_TIME    ?= 1s
+FUZZ_TIME     ?= 10s
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test unit lint fmt bench proto proto-check tidy-check deps clean
+.PHONY: help build run test unit lint fmt bench fuzz proto proto-check tidy-check deps clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,7 +37,11 @@ fmt: ## format the code
 	gofmt -w $$(git ls-files '*.go')
 
 bench: ## hot-path benchmarks (figures go to docs/BENCHMARKS.md)
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./ring ./shard ./node
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./ring ./shard ./auth ./node
+
+fuzz: ## run every fuzz test for FUZZ_TIME each (default 10s)
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMeta$$' -fuzztime $(FUZZ_TIME) ./cluster
+	$(GO) test -run '^$$' -fuzz '^FuzzAllows$$' -fuzztime $(FUZZ_TIME) ./auth
 
 proto: deps ## regenerate code from proto/
 	scripts/proto.sh
