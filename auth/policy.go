@@ -31,9 +31,9 @@ var ErrPolicy = errors.New("auth: invalid policy input")
 
 // Permission is one grant as stored in the source.
 type Permission struct {
-	Resource   string            `json:"resource"`
-	Action     string            `json:"action"`
-	Conditions map[string]string `json:"conditions,omitempty"`
+	Resource   string            `json:"resource" yaml:"resource"`
+	Action     string            `json:"action" yaml:"action"`
+	Conditions map[string]string `json:"conditions,omitempty" yaml:"conditions,omitempty"`
 }
 
 // PermissionSet is a user's compiled permissions: what the cluster caches
