@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs beyond Go. Each line of NEEDS is
-# "command debian-package"; a command missing from PATH (or the extra
-# directories below) means its package is installed. As root this runs
-# apt-get; otherwise it prints the exact command and fails.
+# "debian-package check...": the package is installed when the check (a
+# shell command) fails. As root this runs apt-get; otherwise it prints the
+# exact command and fails.
 set -euo pipefail
 
 NEEDS=(
-  "protoc protobuf-compiler"     # make proto / proto-check
+  "protobuf-compiler command -v protoc"                       # make proto / proto-check
+  "postgresql compgen -G '/usr/lib/postgresql/*/bin/postgres'" # the store suite's PostgreSQL run
 )
 
 missing=()
 for need in "${NEEDS[@]}"; do
-  read -r cmd pkg <<<"$need"
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  pkg=${need%% *}
+  check=${need#* }
+  eval "$check" >/dev/null 2>&1 || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -19,7 +19,7 @@ import (
 // tokens (the watermark moves to now).
 func (s *Store) ImportPolicy(ctx context.Context, p *PolicyFile, replace bool, now time.Time) error {
 	s.count(KindAdmin)
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.db.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("store: import: %w", err)
 	}
@@ -38,7 +38,7 @@ func (s *Store) ImportPolicy(ctx context.Context, p *PolicyFile, replace bool, n
 }
 
 type importer struct {
-	tx  *sql.Tx
+	tx  tx
 	ctx context.Context
 	now int64
 }
@@ -77,8 +77,9 @@ func (im importer) users(p *PolicyFile) error {
 			revoke = im.now
 		}
 		if err := im.exec(`INSERT INTO users (id, disabled, tokens_revoked_before) VALUES (?, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET disabled = excluded.disabled,
-			tokens_revoked_before = MAX(users.tokens_revoked_before, excluded.tokens_revoked_before)`, u.ID, u.Disabled, revoke); err != nil {
+			ON CONFLICT (id) DO UPDATE SET disabled = excluded.disabled, tokens_revoked_before = CASE
+			WHEN excluded.tokens_revoked_before > users.tokens_revoked_before THEN excluded.tokens_revoked_before
+			ELSE users.tokens_revoked_before END`, u.ID, u.Disabled, revoke); err != nil {
 			return err
 		}
 		if err := im.exec(`DELETE FROM user_roles WHERE user_id = ?`, u.ID); err != nil {
@@ -140,8 +141,9 @@ func (im importer) removeOthers(p *PolicyFile) error {
 	if err := im.exec(`DELETE FROM user_roles WHERE user_id NOT IN (`+marks+`)`, args...); err != nil {
 		return err
 	}
-	return im.exec(`UPDATE users SET disabled = 1, tokens_revoked_before = MAX(tokens_revoked_before, ?)
-		WHERE id NOT IN (`+marks+`)`, append([]any{im.now}, args...)...)
+	return im.exec(`UPDATE users SET disabled = ?, tokens_revoked_before = CASE
+		WHEN tokens_revoked_before > ? THEN tokens_revoked_before ELSE ? END
+		WHERE id NOT IN (`+marks+`)`, append([]any{true, im.now, im.now}, args...)...)
 }
 
 // inList returns names as arguments and placeholders; an empty list matches

@@ -1,7 +1,8 @@
 // Package store holds the source of truth: users, roles, permissions, API
-// keys and sessions. This file is the policy file format that `authnode
-// policy import` and `export` read and write, so that a policy can live in
-// git.
+// keys, sessions and token watermarks, on SQLite (the default, pure Go) or
+// PostgreSQL, with one schema and embedded, versioned migrations. This file
+// is the policy file format that `authnode policy import` and `export` read
+// and write, so that a policy can live in git.
 package store
 
 import (

@@ -130,7 +130,9 @@ func (s *Store) RevokeTokens(ctx context.Context, userID string, before time.Tim
 	s.count(KindWrite)
 	var stored int64
 	err := s.db.QueryRowContext(ctx, `INSERT INTO users (id, tokens_revoked_before) VALUES (?, ?)
-		ON CONFLICT (id) DO UPDATE SET tokens_revoked_before = MAX(users.tokens_revoked_before, excluded.tokens_revoked_before)
+		ON CONFLICT (id) DO UPDATE SET tokens_revoked_before = CASE
+			WHEN excluded.tokens_revoked_before > users.tokens_revoked_before THEN excluded.tokens_revoked_before
+			ELSE users.tokens_revoked_before END
 		RETURNING tokens_revoked_before`, userID, nanos(before)).Scan(&stored)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("store: revoke tokens: %w", err)

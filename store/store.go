@@ -7,14 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"path"
 	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
-
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
 
 	"github.com/avion/authnode/auth"
 )
@@ -40,47 +37,34 @@ var kinds = []string{KindUserPolicy, KindAPIKey, KindSession, KindWrite, KindWat
 // Store is the source of truth on SQLite (the default) or PostgreSQL. It
 // implements auth.Source and counts every call by kind.
 type Store struct {
-	db     *sql.DB
+	db     db
 	counts map[string]*atomic.Uint64
 }
 
 var _ auth.Source = (*Store)(nil)
 
-// Open connects to url (sqlite://PATH) and applies the
-// embedded migrations, under a lock, so replicas starting together are safe.
+// Open connects to url (sqlite://PATH or postgres://…) and applies the
+// embedded migrations, under a lock (a write-locking transaction on SQLite,
+// pg_advisory_xact_lock on PostgreSQL), so replicas starting together are
+// safe.
 func Open(ctx context.Context, rawURL string) (*Store, error) {
-	dsn, err := sqliteDSN(rawURL)
+	d, dsn, err := parseURL(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	db, err := sql.Open("sqlite", dsn)
+	sqldb, err := sql.Open(d.driver, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
-	s := &Store{db: db, counts: map[string]*atomic.Uint64{}}
+	s := &Store{db: db{sqldb, d}, counts: map[string]*atomic.Uint64{}}
 	for _, k := range kinds {
 		s.counts[k] = new(atomic.Uint64)
 	}
 	if err := s.migrate(ctx); err != nil {
-		_ = db.Close()
+		_ = sqldb.Close()
 		return nil, err
 	}
 	return s, nil
-}
-
-// sqliteDSN turns sqlite://PATH into a modernc DSN with foreign keys on,
-// WAL and a busy timeout. PATH may be relative (sqlite://./data/a.db).
-func sqliteDSN(raw string) (string, error) {
-	rest, ok := strings.CutPrefix(raw, "sqlite://")
-	if !ok || rest == "" || strings.ContainsAny(rest, "?#") {
-		return "", fmt.Errorf("%w: want sqlite://PATH (postgres:// arrives with the PostgreSQL driver)", ErrURL)
-	}
-	q := url.Values{}
-	q.Add("_pragma", "foreign_keys(1)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_txlock", "immediate")
-	return "file:" + rest + "?" + q.Encode(), nil
 }
 
 // Close closes the database.
@@ -101,16 +85,21 @@ func (s *Store) count(kind string) { s.counts[kind].Add(1) }
 // immediate (write-locking) transaction: a second replica waits for the
 // first and then finds nothing to do.
 func (s *Store) migrate(ctx context.Context) error {
-	files, err := fs.Glob(migrations, "migrations/sqlite/*.sql")
+	files, err := fs.Glob(migrations, "migrations/"+s.db.d.name+"/*.sql")
 	if err != nil {
 		return fmt.Errorf("store: migrations: %w", err)
 	}
 	sort.Strings(files)
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.db.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
+	if s.db.d.lock != "" {
+		if _, err := tx.ExecContext(ctx, s.db.d.lock); err != nil {
+			return fmt.Errorf("store: migration lock: %w", err)
+		}
+	}
 	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}

@@ -281,7 +281,7 @@ func TestCleanupAndCounts(t *testing.T) {
 }
 
 func TestOpenRejectsBadURLs(t *testing.T) {
-	for _, u := range []string{"", "sqlite://", "mysql://x", "postgres://db/authnode", "sqlite:///tmp/a.db?mode=ro", "/tmp/a.db"} {
+	for _, u := range []string{"", "sqlite://", "mysql://x", "postgres://db:port/authnode", "sqlite:///tmp/a.db?mode=ro", "/tmp/a.db"} {
 		if _, err := Open(context.Background(), u); !errors.Is(err, ErrURL) {
 			t.Errorf("Open(%q) = %v, want ErrURL", u, err)
 		}
