@@ -81,7 +81,10 @@ func startPostgres() (string, func(), error) {
 	stop := func() {
 		_ = asPostgres(bin+"/pg_ctl", "-D", data, "stop", "-m", "fast").Run()
 		select {
-		case <-exited:
+		case err := <-exited:
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "store: postgres exited: %v\n", err)
+			}
 		case <-time.After(30 * time.Second):
 			_ = server.Process.Kill()
 		}
