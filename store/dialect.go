@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -117,4 +118,14 @@ func (x tx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
 func (x db) begin(ctx context.Context) (tx, error) {
 	t, err := x.BeginTx(ctx, nil)
 	return tx{t, x.d}, err
+}
+
+// SQLiteDir returns the directory of a sqlite://PATH source, so callers can
+// create it; ok is false for other sources.
+func SQLiteDir(source string) (string, bool) {
+	rest, ok := strings.CutPrefix(source, "sqlite://")
+	if !ok || rest == "" {
+		return "", false
+	}
+	return filepath.Dir(rest), true
 }
