@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/avion/authnode/auth"
 	"github.com/avion/authnode/cluster"
 	"github.com/avion/authnode/ring"
 	"github.com/avion/authnode/shard"
@@ -79,8 +80,14 @@ type Config struct {
 	SkipLeave bool
 	// Timing holds the failure-detection timings. Default cluster.LANTiming.
 	Timing cluster.Timing
-	// Groups are the cache groups this node serves.
+	// Groups are the cache groups this node serves, besides auth's.
 	Groups []GroupSpec
+	// Source is the source of truth for auth; when set the node serves
+	// authorization decisions from the users group (see Node.Authorize).
+	Source auth.Source
+	// InvalidateTimeout bounds waiting for members to acknowledge an
+	// invalidation. Default 500 ms.
+	InvalidateTimeout time.Duration
 	// Logger is the node's logger. Default: JSON to stderr.
 	Logger *slog.Logger
 	// Now reads the wall clock; the node's generation clock is built on it.
@@ -122,20 +129,21 @@ type GroupSpec struct {
 // DefaultConfig returns production defaults for the node named name.
 func DefaultConfig(name string) Config {
 	return Config{
-		Name:            name,
-		GossipAddr:      "0.0.0.0:7946",
-		PeerAddr:        ":9091",
-		GRPCAddr:        ":9090",
-		HTTPAddr:        ":8080",
-		CacheMaxBytes:   256 << 20,
-		PeerTimeout:     50 * time.Millisecond,
-		HotTTL:          2 * time.Second,
-		MaxMembers:      ring.DefaultConfig().MaxMembers,
-		SettleTime:      2 * time.Second,
-		ShutdownTimeout: 10 * time.Second,
-		LeaveGrace:      time.Second,
-		RejoinInterval:  30 * time.Second,
-		Timing:          cluster.LANTiming(),
+		Name:              name,
+		GossipAddr:        "0.0.0.0:7946",
+		PeerAddr:          ":9091",
+		GRPCAddr:          ":9090",
+		HTTPAddr:          ":8080",
+		CacheMaxBytes:     256 << 20,
+		PeerTimeout:       50 * time.Millisecond,
+		HotTTL:            2 * time.Second,
+		MaxMembers:        ring.DefaultConfig().MaxMembers,
+		SettleTime:        2 * time.Second,
+		ShutdownTimeout:   10 * time.Second,
+		LeaveGrace:        time.Second,
+		RejoinInterval:    30 * time.Second,
+		InvalidateTimeout: 500 * time.Millisecond,
+		Timing:            cluster.LANTiming(),
 	}
 }
 
@@ -180,6 +188,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: hot TTL must be positive", ErrConfig)
 	case c.RejoinInterval <= 0:
 		return fmt.Errorf("%w: rejoin interval must be positive", ErrConfig)
+	case c.InvalidateTimeout <= 0:
+		return fmt.Errorf("%w: invalidate timeout must be positive", ErrConfig)
 	case c.MaxPause < 0 || c.MaxSilence < 0:
 		return fmt.Errorf("%w: max pause and max silence must not be negative", ErrConfig)
 	case c.SettleTime < 0 || c.ShutdownTimeout < 0 || c.LeaveGrace < 0:
@@ -196,7 +206,7 @@ func (c Config) Validate() error {
 	if _, err := c.ringConfig(); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	names := map[string]bool{}
+	names := map[string]bool{auth.GroupUsers: c.Source != nil}
 	for _, g := range c.Groups {
 		if g.Loader == nil || names[g.Name] {
 			return fmt.Errorf("%w: group %q is duplicated or has no loader", ErrConfig, g.Name)

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/avion/authnode/auth"
 	"github.com/avion/authnode/cluster"
 	"github.com/avion/authnode/hlc"
 	"github.com/avion/authnode/ring"
@@ -41,6 +42,7 @@ type Node struct {
 	cluster *cluster.Cluster
 	pool    *transport.Pool
 	cache   *shard.Cache
+	authz   *auth.Authorizer // nil without a Source
 	health  *health.Server
 
 	started chan struct{} // closed once gossip runs and the cache is built
@@ -195,17 +197,22 @@ func (n *Node) build() error {
 		cache.Close()
 		return err
 	}
+	if err := n.startAuth(); err != nil {
+		cache.Close()
+		return err
+	}
 	n.health = health.NewServer()
 	n.registerMetrics()
 	return n.startCluster()
 }
 
 func (n *Node) addGroups() error {
-	if len(n.cfg.Groups) == 0 {
+	specs := n.groupSpecs()
+	if len(specs) == 0 {
 		return nil
 	}
-	share := n.cfg.CacheMaxBytes / int64(len(n.cfg.Groups))
-	for _, spec := range n.cfg.Groups {
+	share := n.cfg.CacheMaxBytes / int64(len(specs))
+	for _, spec := range specs {
 		gc := shard.DefaultGroupConfig()
 		gc.MaxBytes, gc.HotMaxBytes = share-share/8, share/8
 		gc.HotTTL = n.cfg.HotTTL

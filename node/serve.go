@@ -101,6 +101,9 @@ func (n *Node) shutdown(servers []server) {
 		s.stop(ctx)
 	}
 	n.cache.Close()
+	if n.authz != nil {
+		n.authz.Close()
+	}
 	n.pool.Close()
 	if err := n.cluster.Shutdown(); err != nil {
 		n.log.Warn("gossip shutdown", "err", err)

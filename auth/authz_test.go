@@ -1,0 +1,111 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/avion/authnode/hlc"
+	"github.com/avion/authnode/shard"
+)
+
+// fakeUsers is a Cache whose entries the test sets directly.
+type fakeUsers struct {
+	entries map[string]shard.Entry
+	err     error
+}
+
+func (f *fakeUsers) Get(_ context.Context, key string) (shard.Entry, error) {
+	if f.err != nil {
+		return shard.Entry{}, f.err
+	}
+	if e, ok := f.entries[key]; ok {
+		return e, nil
+	}
+	b, _ := json.Marshal(storedPolicy{Found: false})
+	return shard.Entry{Value: b, Gen: 1, Expires: time.Now().Add(time.Minute)}, nil
+}
+
+func (f *fakeUsers) set(user string, gen hlc.Gen, p storedPolicy) {
+	b, _ := json.Marshal(p)
+	f.entries[user] = shard.Entry{Value: b, Gen: gen, Expires: time.Now().Add(time.Minute)}
+}
+
+func newTestAuthorizer(t *testing.T, users Cache) *Authorizer {
+	t.Helper()
+	a, err := NewAuthorizer(users, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	return a
+}
+
+// TestNewGenerationNeverMeetsOldMemo: once the user's entry has a new
+// generation, a memoised decision of the old one is not used.
+func TestNewGenerationNeverMeetsOldMemo(t *testing.T) {
+	users := &fakeUsers{entries: map[string]shard.Entry{}}
+	users.set("u", 10, storedPolicy{Found: true, Permissions: []Permission{{Resource: "posts:*", Action: "write"}}})
+	a := newTestAuthorizer(t, users)
+	ctx := context.Background()
+	for range 3 { // memoised after the first
+		if ok, err := a.Authorize(ctx, "u", "posts:1", "write", nil); err != nil || !ok {
+			t.Fatalf("Authorize = %v, %v", ok, err)
+		}
+	}
+	a.memo.Wait()
+	users.set("u", 11, storedPolicy{Found: true}) // permission revoked
+	if ok, _ := a.Authorize(ctx, "u", "posts:1", "write", nil); ok {
+		t.Fatal("a memoised allow outlived the generation it was made under")
+	}
+	users.set("u", 12, storedPolicy{Found: true, Disabled: true, Permissions: []Permission{{Resource: "**", Action: "*"}}})
+	if ok, _ := a.Authorize(ctx, "u", "x", "read", nil); ok {
+		t.Fatal("a disabled user was allowed")
+	}
+}
+
+func TestUnknownUserAndBadRequestsAreDenied(t *testing.T) {
+	a := newTestAuthorizer(t, &fakeUsers{entries: map[string]shard.Entry{}})
+	ctx := context.Background()
+	for _, q := range [][3]string{{"nobody", "posts:1", "read"}, {"", "posts:1", "read"}, {"u", "", "read"}, {"u", "a::b", "read"}} {
+		if ok, err := a.Authorize(ctx, q[0], q[1], q[2], nil); ok || err != nil {
+			t.Errorf("Authorize(%q) = %v, %v", q, ok, err)
+		}
+	}
+}
+
+func TestSourceFailureIsUnavailable(t *testing.T) {
+	a := newTestAuthorizer(t, &fakeUsers{err: shard.ErrSourceFailed})
+	if _, err := a.Authorize(context.Background(), "u", "x", "read", nil); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Authorize = %v, want ErrUnavailable", err)
+	}
+}
+
+// TestMemoKeysAreUnambiguous: questions that plain separators would run
+// together get different keys.
+func TestMemoKeysAreUnambiguous(t *testing.T) {
+	keys := map[string]bool{}
+	for _, q := range []struct {
+		user, gen, resource, action string
+		conds                       map[string]string
+	}{
+		{"alice", "1", "posts:1", "write", nil},
+		{"alice\x001", "2", "posts:1", "write", nil},
+		{"alice", "1", "posts:1\x00write", "", nil},
+		{"alice", "1", "posts:1", "write", map[string]string{"a": "b"}},
+		{"alice", "1", "posts:1", "write", map[string]string{"a\x00b": ""}},
+		{"alice", "1", "posts:1", "write", map[string]string{"a": "b", "c": "d"}},
+		{"alice", "1", "posts:1", "write", map[string]string{"a": "b\x00c", "": "d"}},
+	} {
+		k := memoKey(q.user, q.gen, q.resource, q.action, q.conds)
+		if keys[k] {
+			t.Fatalf("two questions share the memo key %q", k)
+		}
+		keys[k] = true
+	}
+	if memoKey("u", "1", "r", "a", map[string]string{"x": "1", "y": "2"}) != memoKey("u", "1", "r", "a", map[string]string{"y": "2", "x": "1"}) {
+		t.Fatal("condition order changed the key")
+	}
+}
