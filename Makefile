@@ -42,6 +42,7 @@ bench: ## hot-path benchmarks (figures go to docs/BENCHMARKS.md)
 fuzz: ## run every fuzz test for FUZZ_TIME each (default 10s)
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMeta$$' -fuzztime $(FUZZ_TIME) ./cluster
 	$(GO) test -run '^$$' -fuzz '^FuzzAllows$$' -fuzztime $(FUZZ_TIME) ./auth
+	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZ_TIME) ./auth
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodePolicy$$' -fuzztime $(FUZZ_TIME) ./store
 
 proto: deps ## regenerate code from proto/
