@@ -39,7 +39,7 @@ fmt: ## format the code
 bench: ## hot-path benchmarks (figures go to docs/BENCHMARKS.md)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./ring ./shard ./auth ./node
 
-fuzz: ## run every fuzz test for FUZZ_TIME each (default 10s)
+fuzz: ## run every fuzz test for FUZZ_TIME each (a duration, default 10s, or a count like 5000x)
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMeta$$' -fuzztime $(FUZZ_TIME) ./cluster
 	$(GO) test -run '^$$' -fuzz '^FuzzAllows$$' -fuzztime $(FUZZ_TIME) ./auth
 	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZ_TIME) ./auth
