@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -51,9 +52,10 @@ func ErrorCode(err error) string {
 // Issuer is one trusted token issuer and how its tokens are checked.
 type Issuer struct {
 	Issuer      string
-	Audiences   []string // a token must name at least one; empty is a config error
-	Algorithms  []string // default RS256, ES256, EdDSA
-	Keys        []Key
+	Audiences   []string      // a token must name at least one; empty is a config error
+	Algorithms  []string      // default RS256, ES256, EdDSA
+	Keys        []Key         // static keys; or
+	JWKS        *JWKS         // keys kept fresh from a JWKS URL or file
 	Leeway      time.Duration // default 30 s
 	MaxLifetime time.Duration // exp − iat at most; default 24 h
 	Types       []string      // allowed typ values; empty: not checked
@@ -138,8 +140,9 @@ const maxMetadata = 4 << 10
 
 // Validate checks token and returns its claims, or a *TokenError. The
 // signature is checked before any time or audience claim, so a token with a
-// bad signature is never reported as merely expired.
-func (v *Validator) Validate(token string) (Claims, error) {
+// bad signature is never reported as merely expired. A kid the issuer's
+// JWKS lacks triggers one rate-limited refresh, waited for briefly.
+func (v *Validator) Validate(ctx context.Context, token string) (Claims, error) {
 	if len(token) > v.maxBytes {
 		return Claims{}, tokenErr(CodeTooLarge, "token exceeds the size limit")
 	}
@@ -148,6 +151,9 @@ func (v *Validator) Validate(token string) (Claims, error) {
 		return Claims{}, err
 	}
 	is, key, err := v.pick(header, payload)
+	if ErrorCode(err) == CodeUnknownKid && is != nil && is.JWKS != nil && is.JWKS.UnknownKid(ctx) {
+		is, key, err = v.pick(header, payload)
+	}
 	if err != nil {
 		return Claims{}, err
 	}
@@ -250,7 +256,7 @@ func (v *Validator) pick(header, payload map[string]json.RawMessage) (*Issuer, K
 	}
 	key, err := is.key(header)
 	if err != nil {
-		return nil, Key{}, err
+		return is, Key{}, err
 	}
 	if key.Algorithm != alg {
 		return nil, Key{}, tokenErr(CodeAlgNotAllowed, "the key is bound to another algorithm")
@@ -258,11 +264,20 @@ func (v *Validator) pick(header, payload map[string]json.RawMessage) (*Issuer, K
 	return is, key, nil
 }
 
+// keySet returns the issuer's current keys.
+func (is *Issuer) keySet() []Key {
+	if is.JWKS != nil {
+		return is.JWKS.Keys()
+	}
+	return is.Keys
+}
+
 func (is *Issuer) key(header map[string]json.RawMessage) (Key, error) {
+	keys := is.keySet()
 	raw, has := header["kid"]
 	if !has {
-		if len(is.Keys) == 1 {
-			return is.Keys[0], nil
+		if len(keys) == 1 {
+			return keys[0], nil
 		}
 		return Key{}, tokenErr(CodeUnknownKid, "no kid and the issuer has several keys")
 	}
@@ -270,7 +285,7 @@ func (is *Issuer) key(header map[string]json.RawMessage) (Key, error) {
 	if !ok || len(kid) > maxKidLen {
 		return Key{}, tokenErr(CodeMalformed, "kid is not a short string")
 	}
-	for _, k := range is.Keys {
+	for _, k := range keys {
 		if k.ID == kid {
 			return k, nil
 		}

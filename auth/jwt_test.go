@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -125,7 +126,7 @@ func TestValidTokens(t *testing.T) {
 		"audience among several":   sign(t, jwt.SigningMethodRS256, "rsa-1", k.rsa, with(baseClaims(), "aud", []string{"other", "admin"}), nil),
 		"lifetime exactly the cap": sign(t, jwt.SigningMethodRS256, "rsa-1", k.rsa, with(baseClaims(), "exp", now.Add(24*time.Hour).Unix()), nil),
 	} {
-		c, err := v.Validate(tok)
+		c, err := v.Validate(context.Background(), tok)
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
@@ -134,11 +135,11 @@ func TestValidTokens(t *testing.T) {
 			t.Errorf("%s: claims %+v", name, c)
 		}
 	}
-	c, _ := v.Validate(sign(t, jwt.SigningMethodRS256, "rsa-1", k.rsa, baseClaims(), nil))
+	c, _ := v.Validate(context.Background(), sign(t, jwt.SigningMethodRS256, "rsa-1", k.rsa, baseClaims(), nil))
 	if strings.Join(c.Scopes, ",") != "read,write" || c.Metadata["tenant"] != "acme" || !c.ExpiresAt.Equal(now.Add(time.Hour)) {
 		t.Fatalf("claims %+v", c)
 	}
-	c, _ = v.Validate(sign(t, jwt.SigningMethodRS256, "rsa-1", k.rsa, with(baseClaims(), "scope", nil, "scp", []string{"a", "b"}), nil))
+	c, _ = v.Validate(context.Background(), sign(t, jwt.SigningMethodRS256, "rsa-1", k.rsa, with(baseClaims(), "scope", nil, "scp", []string{"a", "b"}), nil))
 	if strings.Join(c.Scopes, ",") != "a,b" {
 		t.Fatalf("scp scopes %v", c.Scopes)
 	}
@@ -190,7 +191,7 @@ func TestRFC8725(t *testing.T) {
 		{"not JSON", craft(`{"alg":"RS256"`, string(payload), []byte("x")), CodeMalformed},
 	}
 	for _, tc := range cases {
-		_, err := v.Validate(tc.token)
+		_, err := v.Validate(context.Background(), tc.token)
 		if got := ErrorCode(err); got != tc.code {
 			t.Errorf("%s: code %q (%v), want %q", tc.name, got, err, tc.code)
 		}
@@ -311,7 +312,7 @@ func FuzzValidate(f *testing.F) {
 	f.Add("a.b.c")
 	f.Fuzz(func(t *testing.T, token string) {
 		v := testValidator(t)
-		c, err := v.Validate(token)
+		c, err := v.Validate(context.Background(), token)
 		if err == nil && c.UserID == "" {
 			t.Fatal("a valid token without a user")
 		}
@@ -328,7 +329,7 @@ func BenchmarkValidateRS256Uncached(b *testing.B) {
 	tok := sign(b, jwt.SigningMethodRS256, "rsa-1", testKeys().rsa, baseClaims(), nil)
 	b.ReportAllocs()
 	for range b.N {
-		if _, err := v.Validate(tok); err != nil {
+		if _, err := v.Validate(context.Background(), tok); err != nil {
 			b.Fatal(err)
 		}
 	}

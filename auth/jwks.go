@@ -1,0 +1,252 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// JWKSConfig says where an issuer's keys come from and how they are kept
+// fresh.
+type JWKSConfig struct {
+	URL  string // fetched over HTTP(S); or
+	File string // read from disk
+	// Interval is the refresh period when the response sets no
+	// Cache-Control max-age; a max-age is honoured within [MinInterval,
+	// MaxInterval]. Defaults 5 min, 1 min, 1 h.
+	Interval, MinInterval, MaxInterval time.Duration
+	// Cooldown is the least time between two refreshes caused by unknown
+	// kids, so a flood of made-up kids makes at most one fetch per
+	// cooldown. Default 30 s.
+	Cooldown time.Duration
+	// Wait bounds how long a request with an unknown kid waits for the
+	// refresh it triggered. Default 500 ms.
+	Wait time.Duration
+	// MaxBytes bounds a JWKS document. Default 1 MiB.
+	MaxBytes int64
+	Client   *http.Client
+	Now      func() time.Time
+	// OnRemoved is called with the kids that disappeared in a refresh, so
+	// cached validations signed with them can be purged.
+	OnRemoved func(kids []string)
+}
+
+// JWKS keeps one issuer's key set: fetched at start, refreshed
+// periodically and on unknown kids (single-flight, rate-limited). A failed
+// fetch keeps the last good set; a key that cannot be parsed is skipped and
+// counted. Safe for concurrent use.
+type JWKS struct {
+	cfg     JWKSConfig
+	base    context.Context // parent of every fetch; cancelled by Close
+	cancel  context.CancelFunc
+	keys    atomic.Pointer[[]Key]
+	flight  singleflight.Group
+	skipped atomic.Int64
+	fetches atomic.Int64
+	lastOK  atomic.Int64 // unix nanos of the last successful refresh
+	next    atomic.Int64 // unix nanos of the next periodic refresh
+
+	mu          sync.Mutex
+	lastUnknown time.Time
+}
+
+// NewJWKS checks cfg; call Refresh (or Run) to load the keys.
+func NewJWKS(cfg JWKSConfig) (*JWKS, error) {
+	if (cfg.URL == "") == (cfg.File == "") {
+		return nil, errors.New("auth: a JWKS needs exactly one of a URL and a file")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.Interval, 5*time.Minute)
+	def(&cfg.MinInterval, time.Minute)
+	def(&cfg.MaxInterval, time.Hour)
+	def(&cfg.Cooldown, 30*time.Second)
+	def(&cfg.Wait, 500*time.Millisecond)
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = 1 << 20
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Timeout: 10 * time.Second}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	j := &JWKS{cfg: cfg}
+	j.base, j.cancel = context.WithCancel(context.Background())
+	j.keys.Store(&[]Key{})
+	return j, nil
+}
+
+// Close cancels any fetch in flight; Refresh fails afterwards.
+func (j *JWKS) Close() { j.cancel() }
+
+// Keys returns the current keys; the caller must not modify them.
+func (j *JWKS) Keys() []Key { return *j.keys.Load() }
+
+// Stats returns the fetch count, skipped keys and last successful refresh.
+func (j *JWKS) Stats() (fetches, skipped int64, lastOK time.Time) {
+	return j.fetches.Load(), j.skipped.Load(), time.Unix(0, j.lastOK.Load())
+}
+
+// Refresh fetches the set now (sharing a fetch already in flight). On
+// failure the current keys stay.
+func (j *JWKS) Refresh(ctx context.Context) error {
+	done := j.flight.DoChan("refresh", func() (any, error) { return nil, j.refresh(j.base) })
+	select {
+	case r := <-done:
+		return r.Err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (j *JWKS) refresh(ctx context.Context) error {
+	j.fetches.Add(1)
+	doc, maxAge, err := j.fetch(ctx)
+	if err != nil {
+		return err
+	}
+	keys, skipped, err := ParseJWKS(doc)
+	if err != nil {
+		return err
+	}
+	j.skipped.Add(int64(skipped))
+	old := j.Keys()
+	j.keys.Store(&keys)
+	now := j.cfg.Now()
+	j.lastOK.Store(now.UnixNano())
+	j.next.Store(now.Add(j.interval(maxAge)).UnixNano())
+	if removed := vanished(old, keys); len(removed) > 0 && j.cfg.OnRemoved != nil {
+		j.cfg.OnRemoved(removed)
+	}
+	return nil
+}
+
+func (j *JWKS) interval(maxAge time.Duration) time.Duration {
+	if maxAge <= 0 {
+		return j.cfg.Interval
+	}
+	return min(max(maxAge, j.cfg.MinInterval), j.cfg.MaxInterval)
+}
+
+func vanished(old, cur []Key) []string {
+	have := map[string]bool{}
+	for _, k := range cur {
+		have[k.ID] = true
+	}
+	var out []string
+	for _, k := range old {
+		if !have[k.ID] {
+			out = append(out, k.ID)
+		}
+	}
+	return out
+}
+
+// fetch reads the document and the max-age the server allows.
+func (j *JWKS) fetch(ctx context.Context) ([]byte, time.Duration, error) {
+	if j.cfg.File != "" {
+		f, err := os.Open(j.cfg.File)
+		if err != nil {
+			return nil, 0, fmt.Errorf("auth: JWKS file: %w", err)
+		}
+		defer f.Close()
+		b, err := readCapped(f, j.cfg.MaxBytes)
+		return b, 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, j.cfg.URL, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("auth: JWKS URL: %w", err)
+	}
+	resp, err := j.cfg.Client.Do(req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("auth: JWKS fetch: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, 0, fmt.Errorf("auth: JWKS fetch: HTTP %d", resp.StatusCode)
+	}
+	b, err := readCapped(resp.Body, j.cfg.MaxBytes)
+	return b, maxAge(resp.Header.Get("Cache-Control")), err
+}
+
+func readCapped(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("auth: JWKS read: %w", err)
+	}
+	if int64(len(b)) > limit {
+		return nil, errors.New("auth: JWKS document too large")
+	}
+	return b, nil
+}
+
+func maxAge(cacheControl string) time.Duration {
+	for part := range strings.SplitSeq(cacheControl, ",") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(part), "max-age="); ok {
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				return time.Duration(n) * time.Second
+			}
+		}
+	}
+	return 0
+}
+
+// UnknownKid is called when a token names a kid the set lacks. At most one
+// refresh per Cooldown is started for this reason; the caller waits for it
+// at most Wait and reports whether the keys may have changed.
+func (j *JWKS) UnknownKid(ctx context.Context) bool {
+	j.mu.Lock()
+	now := j.cfg.Now()
+	if now.Sub(j.lastUnknown) < j.cfg.Cooldown {
+		j.mu.Unlock()
+		return false
+	}
+	j.lastUnknown = now
+	j.mu.Unlock()
+	done := j.flight.DoChan("refresh", func() (any, error) { return nil, j.refresh(j.base) })
+	wait := time.NewTimer(j.cfg.Wait)
+	defer wait.Stop()
+	select {
+	case r := <-done:
+		return r.Err == nil
+	case <-wait.C:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Run refreshes the set when it is due until ctx ends. Fetches run in
+// singleflight's goroutine, bounded by the HTTP client's timeout and
+// cancelled by Close.
+func (j *JWKS) Run(ctx context.Context) {
+	for {
+		wait := time.Until(time.Unix(0, j.next.Load()))
+		if j.next.Load() == 0 {
+			wait = 0
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(max(wait, 0)):
+		}
+		if err := j.Refresh(ctx); err != nil {
+			// Keep the last good set; try again after the minimum interval.
+			j.next.Store(j.cfg.Now().Add(j.cfg.MinInterval).UnixNano())
+		}
+	}
+}
