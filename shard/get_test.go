@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestLoadedOnceThroughEveryNode requests every key through every node, one
@@ -203,5 +204,19 @@ func TestHotSampling(t *testing.T) {
 	}
 	if s := net.group("a").Stats(); s.Forwards != 3 || s.HotHits != 0 {
 		t.Fatalf("hot copies off: %+v", s)
+	}
+}
+
+// TestOwnerCannotExtendLifetime: an owner's answer claiming a lifetime
+// beyond this node's group TTL is cut to the TTL.
+func TestOwnerCannotExtendLifetime(t *testing.T) {
+	gcfg := testGroupConfig()
+	gcfg.TTL = time.Minute
+	net := newNet(t, []string{"a", "b"}, newSource(), gcfg, nil)
+	key := keyOwnedBy(t, net.node("a").Ring(), "b")
+	g := net.group("a")
+	e := g.fromOwner(key, ForwardResponse{Value: []byte("v"), Gen: 1, TTL: 1000 * time.Hour}, g.c.cfg.Clock.Now())
+	if left := time.Until(e.Expires); left > time.Minute {
+		t.Fatalf("an answer from the owner lives %v here, the group TTL is 1m", left)
 	}
 }

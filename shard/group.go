@@ -174,12 +174,15 @@ func (g *Group) ask(ctx context.Context, owner string, req ForwardRequest) (Forw
 	return g.c.peers.Get(ctx, owner, req)
 }
 
+// fromOwner turns an owner's answer into an entry. Its lifetime is capped at
+// the group TTL: a peer cannot make a value live longer here than this
+// node's own configuration allows.
 func (g *Group) fromOwner(key string, resp ForwardResponse, start hlc.Gen) *entry {
 	g.c.cfg.Clock.Observe(resp.Gen)
 	return &entry{
 		key:   key,
 		local: start,
-		Entry: Entry{Value: resp.Value, Gen: resp.Gen, Expires: g.c.cfg.Now().Add(resp.TTL)},
+		Entry: Entry{Value: resp.Value, Gen: resp.Gen, Expires: g.c.cfg.Now().Add(min(resp.TTL, g.cfg.TTL))},
 	}
 }
 

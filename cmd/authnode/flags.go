@@ -18,25 +18,25 @@ import (
 // serveFlags holds authnode serve's flags; every flag --some-name can also
 // be set with the environment variable AUTHNODE_SOME_NAME.
 type serveFlags struct {
-	fs             *flag.FlagSet
-	name           string
-	advertise      string
-	gossipAddr     string
-	peerAddr       string
-	grpcAddr       string
-	httpAddr       string
-	join           string
-	dnsServer      string
-	rejoinInterval time.Duration
-	cacheMaxBytes  size
-	peerTimeout    time.Duration
-	hotTTL         time.Duration
-	maxMembers     int
-	gossipKeyFile  string
-	zone           string
-	shutdownTimout time.Duration
-	maxPause       time.Duration
-	logLevel       slog.Level
+	fs              *flag.FlagSet
+	name            string
+	advertise       string
+	gossipAddr      string
+	peerAddr        string
+	grpcAddr        string
+	httpAddr        string
+	join            string
+	dnsServer       string
+	rejoinInterval  time.Duration
+	cacheMaxBytes   size
+	peerTimeout     time.Duration
+	hotTTL          time.Duration
+	maxMembers      int
+	gossipKeyFile   string
+	zone            string
+	shutdownTimeout time.Duration
+	maxPause        time.Duration
+	logLevel        slog.Level
 }
 
 func newServeFlags() *serveFlags {
@@ -59,7 +59,7 @@ func newServeFlags() *serveFlags {
 	fs.IntVar(&f.maxMembers, "max-members", d.MaxMembers, "largest cluster the ring is sized for")
 	fs.StringVar(&f.gossipKeyFile, "gossip-key-file", "", "file holding a base64 AES key (16, 24 or 32 bytes) that encrypts gossip")
 	fs.StringVar(&f.zone, "zone", "", "this node's failure domain, advertised to peers")
-	fs.DurationVar(&f.shutdownTimout, "shutdown-timeout", d.ShutdownTimeout, "bound on the graceful part of shutdown")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "bound on the graceful part of shutdown")
 	fs.DurationVar(&f.maxPause, "max-pause", 0, "a process pause longer than this flushes the cache before the next answer (0: the gossip suspicion timeout, 4s)")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
 	return f
@@ -97,7 +97,7 @@ func (f *serveFlags) config(logger *slog.Logger) (node.Config, error) {
 	cfg.AdvertiseAddr, cfg.GossipAddr, cfg.PeerAddr = f.advertise, f.gossipAddr, f.peerAddr
 	cfg.GRPCAddr, cfg.HTTPAddr, cfg.Zone = f.grpcAddr, f.httpAddr, f.zone
 	cfg.CacheMaxBytes, cfg.PeerTimeout, cfg.HotTTL = int64(f.cacheMaxBytes), f.peerTimeout, f.hotTTL
-	cfg.MaxMembers, cfg.ShutdownTimeout, cfg.Logger = f.maxMembers, f.shutdownTimout, logger
+	cfg.MaxMembers, cfg.ShutdownTimeout, cfg.Logger = f.maxMembers, f.shutdownTimeout, logger
 	seeds, err := cluster.ParseSeeds(f.join)
 	if err != nil {
 		return cfg, fmt.Errorf("--join: %w", err)
