@@ -1,7 +1,9 @@
 package auth
 
 import (
+	"bytes"
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
@@ -55,6 +57,9 @@ type JWKS struct {
 	fetches atomic.Int64
 	lastOK  atomic.Int64 // unix nanos of the last successful refresh
 	next    atomic.Int64 // unix nanos of the next periodic refresh
+	// version counts changes of the key set; epoch counts the changes that
+	// removed a kid or changed its key, which end cached validations.
+	version, epoch atomic.Uint64
 
 	mu          sync.Mutex
 	lastUnknown time.Time
@@ -129,11 +134,25 @@ func (j *JWKS) refresh(ctx context.Context) error {
 	now := j.cfg.Now()
 	j.lastOK.Store(now.UnixNano())
 	j.next.Store(now.Add(j.interval(maxAge)).UnixNano())
-	if removed := vanished(old, keys); len(removed) > 0 && j.cfg.OnRemoved != nil {
-		j.cfg.OnRemoved(removed)
+	removed, added := diffKeys(old, keys)
+	if len(removed) > 0 || added {
+		j.version.Add(1)
+	}
+	if len(removed) > 0 {
+		j.epoch.Add(1)
+		if j.cfg.OnRemoved != nil {
+			j.cfg.OnRemoved(removed)
+		}
 	}
 	return nil
 }
+
+// Version changes whenever the key set changes.
+func (j *JWKS) Version() uint64 { return j.version.Load() }
+
+// Epoch changes whenever a kid disappears or its key or algorithm changes:
+// a validation made with an older epoch must not be served again.
+func (j *JWKS) Epoch() uint64 { return j.epoch.Load() }
 
 func (j *JWKS) interval(maxAge time.Duration) time.Duration {
 	if maxAge <= 0 {
@@ -142,18 +161,30 @@ func (j *JWKS) interval(maxAge time.Duration) time.Duration {
 	return min(max(maxAge, j.cfg.MinInterval), j.cfg.MaxInterval)
 }
 
-func vanished(old, cur []Key) []string {
-	have := map[string]bool{}
+// diffKeys returns the kids of old that are gone from cur or whose key or
+// algorithm changed, and whether cur has a kid old lacks.
+func diffKeys(old, cur []Key) (removed []string, added bool) {
+	have := make(map[string]Key, len(cur))
 	for _, k := range cur {
-		have[k.ID] = true
+		have[k.ID] = k
 	}
-	var out []string
 	for _, k := range old {
-		if !have[k.ID] {
-			out = append(out, k.ID)
+		c, ok := have[k.ID]
+		if !ok || !sameKey(k, c) {
+			removed = append(removed, k.ID)
 		}
+		delete(have, k.ID)
 	}
-	return out
+	return removed, len(have) > 0
+}
+
+// sameKey reports whether a and b are the same key for the same algorithm.
+func sameKey(a, b Key) bool {
+	if a.Algorithm != b.Algorithm || !bytes.Equal(a.Secret, b.Secret) {
+		return false
+	}
+	pub, ok := a.Public.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pub.Equal(b.Public) || a.Public == nil && b.Public == nil
 }
 
 // fetch reads the document and the max-age the server allows.

@@ -66,6 +66,8 @@ type Validator struct {
 	issuers  map[string]*Issuer
 	maxBytes int
 	now      func() time.Time
+	settings [32]byte // hash of every setting that affects a result
+	jwks     []*JWKS  // the issuers' key sets
 }
 
 // NewValidator checks the configuration: each issuer needs audiences and
@@ -87,8 +89,43 @@ func NewValidator(issuers []Issuer, maxBytes int, now func() time.Time) (*Valida
 			return nil, fmt.Errorf("auth: issuer %q configured twice", is.Issuer)
 		}
 		v.issuers[is.Issuer] = &is
+		if is.JWKS != nil {
+			v.jwks = append(v.jwks, is.JWKS)
+		}
 	}
+	v.settings = settingsHash(v)
 	return v, nil
+}
+
+// MaxBytes returns the token size cap.
+func (v *Validator) MaxBytes() int { return v.maxBytes }
+
+// Issuers returns the configured issuers; the caller must not modify them.
+func (v *Validator) Issuers() []*Issuer {
+	out := make([]*Issuer, 0, len(v.issuers))
+	for _, is := range v.issuers {
+		out = append(out, is)
+	}
+	slices.SortFunc(out, func(a, b *Issuer) int { return strings.Compare(a.Issuer, b.Issuer) })
+	return out
+}
+
+// keyEpoch changes whenever a key of any issuer disappears or changes.
+func (v *Validator) keyEpoch() uint64 {
+	var sum uint64
+	for _, j := range v.jwks {
+		sum += j.Epoch()
+	}
+	return sum
+}
+
+// keysVersion changes whenever any issuer's key set changes.
+func (v *Validator) keysVersion() uint64 {
+	var sum uint64
+	for _, j := range v.jwks {
+		sum += j.Version()
+	}
+	return sum
 }
 
 func (is *Issuer) normalise() error {

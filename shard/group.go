@@ -54,6 +54,18 @@ func newGroup(c *Cache, name string, loader Loader, cfg GroupConfig) (*Group, er
 // Name returns the group's name.
 func (g *Group) Name() string { return g.name }
 
+// Size returns how many entries this node holds for the group (owned and
+// hot copies, expired ones not yet evicted included) and their cost in
+// bytes. It walks the caches: for admin views, not for hot paths.
+func (g *Group) Size() (entries, bytes int64) {
+	entries, bytes = g.owned.size()
+	if g.hot != nil {
+		e, b := g.hot.size()
+		entries, bytes = entries+e, bytes+b
+	}
+	return entries, bytes
+}
+
 // Stats returns the group's counters.
 func (g *Group) Stats() Stats { return g.n.snapshot() }
 

@@ -92,3 +92,14 @@ func (s *store) drop(match func(key string) bool) int {
 }
 
 func (s *store) close() { s.c.Close() }
+
+// size counts the entries and their cost by walking the store: for admin
+// views, not for hot paths.
+func (s *store) size() (entries, bytes int64) {
+	s.c.IterValues(func(e *entry) bool {
+		entries++
+		bytes += EntryCost(e.key, e.Value)
+		return false
+	})
+	return entries, bytes
+}
