@@ -185,6 +185,20 @@ func (p *Pool) Invalidate(ctx context.Context, member, group, key string, all bo
 	return nil
 }
 
+// Revoke raises userID's token watermark on member to before.
+func (p *Pool) Revoke(ctx context.Context, member, userID string, before time.Time) error {
+	pc, err := p.acquire(member)
+	if err != nil {
+		return err
+	}
+	defer pc.calls.Done()
+	_, err = pc.client.Revoke(ctx, &peerpb.RevokeRequest{UserId: userID, BeforeUnixNanos: before.UnixNano()})
+	if err != nil {
+		return fmt.Errorf("transport: revoke on %s: %w", member, err)
+	}
+	return nil
+}
+
 // Close closes every connection once its calls end, and waits; later calls
 // fail with ErrNoPeer.
 func (p *Pool) Close() {

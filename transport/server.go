@@ -5,6 +5,7 @@ package transport
 
 import (
 	"context"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -15,14 +16,29 @@ import (
 	"github.com/avion/authnode/transport/peerpb"
 )
 
-// RegisterPeer registers the peer service for cache on s.
-func RegisterPeer(s grpc.ServiceRegistrar, cache *shard.Cache) {
-	peerpb.RegisterPeerServer(s, &peerService{cache: cache})
+// Watermarks receives token revocations from peers; *auth.Watermarks
+// implements it.
+type Watermarks interface {
+	Raise(userID string, before time.Time) bool
+}
+
+// RegisterPeer registers the peer service for cache and marks on s.
+func RegisterPeer(s grpc.ServiceRegistrar, cache *shard.Cache, marks Watermarks) {
+	peerpb.RegisterPeerServer(s, &peerService{cache: cache, marks: marks})
 }
 
 type peerService struct {
 	peerpb.UnimplementedPeerServer
 	cache *shard.Cache
+	marks Watermarks
+}
+
+func (p *peerService) Revoke(_ context.Context, req *peerpb.RevokeRequest) (*peerpb.RevokeResponse, error) {
+	if shard.CheckKey(req.GetUserId()) != nil || req.GetBeforeUnixNanos() <= 0 {
+		return nil, status.Error(codes.InvalidArgument, "bad request: user id or watermark")
+	}
+	p.marks.Raise(req.GetUserId(), time.Unix(0, req.GetBeforeUnixNanos()))
+	return &peerpb.RevokeResponse{}, nil
 }
 
 func (p *peerService) Get(ctx context.Context, req *peerpb.GetRequest) (*peerpb.GetResponse, error) {

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/avion/authnode/auth"
 	"github.com/avion/authnode/ring"
 	"github.com/avion/authnode/shard"
 	"github.com/avion/authnode/transport/peerpb"
@@ -95,7 +96,7 @@ func startNode(t *testing.T, name string, rs staticRing) *node {
 	}
 	n.addr = lis.Addr().String()
 	n.server = grpc.NewServer()
-	RegisterPeer(n.server, c)
+	RegisterPeer(n.server, c, auth.NewWatermarks())
 	served := make(chan struct{})
 	go func() {
 		defer close(served)

@@ -262,6 +262,95 @@ func (*InvalidateResponse) Descriptor() ([]byte, []int) {
 	return file_authnode_peer_v1_peer_proto_rawDescGZIP(), []int{3}
 }
 
+type RevokeRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The watermark, unix nanoseconds; it only ever moves forward.
+	BeforeUnixNanos int64 `protobuf:"fixed64,2,opt,name=before_unix_nanos,json=beforeUnixNanos,proto3" json:"before_unix_nanos,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *RevokeRequest) Reset() {
+	*x = RevokeRequest{}
+	mi := &file_authnode_peer_v1_peer_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeRequest) ProtoMessage() {}
+
+func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_authnode_peer_v1_peer_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeRequest.ProtoReflect.Descriptor instead.
+func (*RevokeRequest) Descriptor() ([]byte, []int) {
+	return file_authnode_peer_v1_peer_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RevokeRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *RevokeRequest) GetBeforeUnixNanos() int64 {
+	if x != nil {
+		return x.BeforeUnixNanos
+	}
+	return 0
+}
+
+type RevokeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeResponse) Reset() {
+	*x = RevokeResponse{}
+	mi := &file_authnode_peer_v1_peer_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeResponse) ProtoMessage() {}
+
+func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_authnode_peer_v1_peer_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeResponse.ProtoReflect.Descriptor instead.
+func (*RevokeResponse) Descriptor() ([]byte, []int) {
+	return file_authnode_peer_v1_peer_proto_rawDescGZIP(), []int{5}
+}
+
 // GossipState is what a node adds to memberlist's push-pull exchange: its
 // most recent invalidations, so a node returning from a partition catches up
 // on what it missed. Bounded: recent entries only.
@@ -274,7 +363,7 @@ type GossipState struct {
 
 func (x *GossipState) Reset() {
 	*x = GossipState{}
-	mi := &file_authnode_peer_v1_peer_proto_msgTypes[4]
+	mi := &file_authnode_peer_v1_peer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -286,7 +375,7 @@ func (x *GossipState) String() string {
 func (*GossipState) ProtoMessage() {}
 
 func (x *GossipState) ProtoReflect() protoreflect.Message {
-	mi := &file_authnode_peer_v1_peer_proto_msgTypes[4]
+	mi := &file_authnode_peer_v1_peer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -299,7 +388,7 @@ func (x *GossipState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipState.ProtoReflect.Descriptor instead.
 func (*GossipState) Descriptor() ([]byte, []int) {
-	return file_authnode_peer_v1_peer_proto_rawDescGZIP(), []int{4}
+	return file_authnode_peer_v1_peer_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GossipState) GetInvalidations() []*Invalidation {
@@ -322,7 +411,7 @@ type Invalidation struct {
 
 func (x *Invalidation) Reset() {
 	*x = Invalidation{}
-	mi := &file_authnode_peer_v1_peer_proto_msgTypes[5]
+	mi := &file_authnode_peer_v1_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -334,7 +423,7 @@ func (x *Invalidation) String() string {
 func (*Invalidation) ProtoMessage() {}
 
 func (x *Invalidation) ProtoReflect() protoreflect.Message {
-	mi := &file_authnode_peer_v1_peer_proto_msgTypes[5]
+	mi := &file_authnode_peer_v1_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -347,7 +436,7 @@ func (x *Invalidation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Invalidation.ProtoReflect.Descriptor instead.
 func (*Invalidation) Descriptor() ([]byte, []int) {
-	return file_authnode_peer_v1_peer_proto_rawDescGZIP(), []int{5}
+	return file_authnode_peer_v1_peer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Invalidation) GetGroup() string {
@@ -398,18 +487,23 @@ const file_authnode_peer_v1_peer_proto_rawDesc = "" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x10\n" +
 	"\x03all\x18\x03 \x01(\bR\x03all\x12\x10\n" +
 	"\x03gen\x18\x04 \x01(\x06R\x03gen\"\x14\n" +
-	"\x12InvalidateResponse\"S\n" +
+	"\x12InvalidateResponse\"T\n" +
+	"\rRevokeRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12*\n" +
+	"\x11before_unix_nanos\x18\x02 \x01(\x10R\x0fbeforeUnixNanos\"\x10\n" +
+	"\x0eRevokeResponse\"S\n" +
 	"\vGossipState\x12D\n" +
 	"\rinvalidations\x18\x01 \x03(\v2\x1e.authnode.peer.v1.InvalidationR\rinvalidations\"Z\n" +
 	"\fInvalidation\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x10\n" +
 	"\x03all\x18\x03 \x01(\bR\x03all\x12\x10\n" +
-	"\x03gen\x18\x04 \x01(\x06R\x03gen2\xa3\x01\n" +
+	"\x03gen\x18\x04 \x01(\x06R\x03gen2\xf0\x01\n" +
 	"\x04Peer\x12B\n" +
 	"\x03Get\x12\x1c.authnode.peer.v1.GetRequest\x1a\x1d.authnode.peer.v1.GetResponse\x12W\n" +
 	"\n" +
-	"Invalidate\x12#.authnode.peer.v1.InvalidateRequest\x1a$.authnode.peer.v1.InvalidateResponseB3Z1github.com/avion/authnode/transport/peerpb;peerpbb\x06proto3"
+	"Invalidate\x12#.authnode.peer.v1.InvalidateRequest\x1a$.authnode.peer.v1.InvalidateResponse\x12K\n" +
+	"\x06Revoke\x12\x1f.authnode.peer.v1.RevokeRequest\x1a .authnode.peer.v1.RevokeResponseB3Z1github.com/avion/authnode/transport/peerpb;peerpbb\x06proto3"
 
 var (
 	file_authnode_peer_v1_peer_proto_rawDescOnce sync.Once
@@ -423,23 +517,27 @@ func file_authnode_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_authnode_peer_v1_peer_proto_rawDescData
 }
 
-var file_authnode_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_authnode_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_authnode_peer_v1_peer_proto_goTypes = []any{
 	(*GetRequest)(nil),         // 0: authnode.peer.v1.GetRequest
 	(*GetResponse)(nil),        // 1: authnode.peer.v1.GetResponse
 	(*InvalidateRequest)(nil),  // 2: authnode.peer.v1.InvalidateRequest
 	(*InvalidateResponse)(nil), // 3: authnode.peer.v1.InvalidateResponse
-	(*GossipState)(nil),        // 4: authnode.peer.v1.GossipState
-	(*Invalidation)(nil),       // 5: authnode.peer.v1.Invalidation
+	(*RevokeRequest)(nil),      // 4: authnode.peer.v1.RevokeRequest
+	(*RevokeResponse)(nil),     // 5: authnode.peer.v1.RevokeResponse
+	(*GossipState)(nil),        // 6: authnode.peer.v1.GossipState
+	(*Invalidation)(nil),       // 7: authnode.peer.v1.Invalidation
 }
 var file_authnode_peer_v1_peer_proto_depIdxs = []int32{
-	5, // 0: authnode.peer.v1.GossipState.invalidations:type_name -> authnode.peer.v1.Invalidation
+	7, // 0: authnode.peer.v1.GossipState.invalidations:type_name -> authnode.peer.v1.Invalidation
 	0, // 1: authnode.peer.v1.Peer.Get:input_type -> authnode.peer.v1.GetRequest
 	2, // 2: authnode.peer.v1.Peer.Invalidate:input_type -> authnode.peer.v1.InvalidateRequest
-	1, // 3: authnode.peer.v1.Peer.Get:output_type -> authnode.peer.v1.GetResponse
-	3, // 4: authnode.peer.v1.Peer.Invalidate:output_type -> authnode.peer.v1.InvalidateResponse
-	3, // [3:5] is the sub-list for method output_type
-	1, // [1:3] is the sub-list for method input_type
+	4, // 3: authnode.peer.v1.Peer.Revoke:input_type -> authnode.peer.v1.RevokeRequest
+	1, // 4: authnode.peer.v1.Peer.Get:output_type -> authnode.peer.v1.GetResponse
+	3, // 5: authnode.peer.v1.Peer.Invalidate:output_type -> authnode.peer.v1.InvalidateResponse
+	5, // 6: authnode.peer.v1.Peer.Revoke:output_type -> authnode.peer.v1.RevokeResponse
+	4, // [4:7] is the sub-list for method output_type
+	1, // [1:4] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
 	1, // [1:1] is the sub-list for extension extendee
 	0, // [0:1] is the sub-list for field type_name
@@ -456,7 +554,7 @@ func file_authnode_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_authnode_peer_v1_peer_proto_rawDesc), len(file_authnode_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Peer_Get_FullMethodName        = "/authnode.peer.v1.Peer/Get"
 	Peer_Invalidate_FullMethodName = "/authnode.peer.v1.Peer/Invalidate"
+	Peer_Revoke_FullMethodName     = "/authnode.peer.v1.Peer/Revoke"
 )
 
 // PeerClient is the client API for Peer service.
@@ -36,6 +37,9 @@ type PeerClient interface {
 	// Invalidate drops a key (or a whole group) on the receiver and makes any
 	// load of it in flight there lose.
 	Invalidate(ctx context.Context, in *InvalidateRequest, opts ...grpc.CallOption) (*InvalidateResponse, error)
+	// Revoke raises a user's tokens-revoked-before watermark on the receiver:
+	// tokens of the user issued before it stop validating there.
+	Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error)
 }
 
 type peerClient struct {
@@ -66,6 +70,16 @@ func (c *peerClient) Invalidate(ctx context.Context, in *InvalidateRequest, opts
 	return out, nil
 }
 
+func (c *peerClient) Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeResponse)
+	err := c.cc.Invoke(ctx, Peer_Revoke_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -76,6 +90,9 @@ type PeerServer interface {
 	// Invalidate drops a key (or a whole group) on the receiver and makes any
 	// load of it in flight there lose.
 	Invalidate(context.Context, *InvalidateRequest) (*InvalidateResponse, error)
+	// Revoke raises a user's tokens-revoked-before watermark on the receiver:
+	// tokens of the user issued before it stop validating there.
+	Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -91,6 +108,9 @@ func (UnimplementedPeerServer) Get(context.Context, *GetRequest) (*GetResponse, 
 }
 func (UnimplementedPeerServer) Invalidate(context.Context, *InvalidateRequest) (*InvalidateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Invalidate not implemented")
+}
+func (UnimplementedPeerServer) Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Revoke not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -149,6 +169,24 @@ func _Peer_Invalidate_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Revoke_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Revoke(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Revoke_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Revoke(ctx, req.(*RevokeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -163,6 +201,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Invalidate",
 			Handler:    _Peer_Invalidate_Handler,
+		},
+		{
+			MethodName: "Revoke",
+			Handler:    _Peer_Revoke_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
