@@ -3,94 +3,211 @@ package node
 import (
 	"context"
 	"errors"
-	"sync"
+	"fmt"
+	"time"
 
 	"github.com/avion/authnode/auth"
-	"github.com/avion/authnode/hlc"
 	"github.com/avion/authnode/shard"
 )
 
 // ErrNoSource means the node was started without a source of truth.
-var ErrNoSource = errors.New("node: no auth source configured")
+var ErrNoSource = fmt.Errorf("%w: node: no auth source configured", auth.ErrUnavailable)
 
-// groupSpecs returns the configured groups plus auth's users group.
+// errNoValidator means the node was started without token issuers.
+var errNoValidator = fmt.Errorf("%w: node: no token issuers configured", auth.ErrUnavailable)
+
+// authParts are the node's auth services, built over its cache groups.
+type authParts struct {
+	marks    *auth.Watermarks // always present: peers push revocations
+	tokens   *auth.TokenCache // nil without a Validator
+	authz    *auth.Authorizer // the rest nil without a Source
+	keys     *auth.APIKeys
+	sessions *auth.Sessions
+}
+
+// groupSpecs returns the configured groups plus auth's groups.
 func (n *Node) groupSpecs() []GroupSpec {
 	specs := n.cfg.Groups
-	if n.cfg.Source != nil {
-		specs = append(specs[:len(specs):len(specs)], GroupSpec{Name: auth.GroupUsers, Loader: auth.UserLoader(n.cfg.Source)})
+	if src := n.cfg.Source; src != nil {
+		ttl := n.cfg.AuthTTL
+		specs = append(specs[:len(specs):len(specs)],
+			GroupSpec{Name: auth.GroupUsers, Loader: auth.UserLoader(src), TTL: ttl},
+			GroupSpec{Name: auth.GroupAPIKeys, Loader: auth.APIKeyLoader(src), TTL: ttl},
+			GroupSpec{Name: auth.GroupSessions, Loader: auth.SessionLoader(src, n.cfg.Now), TTL: ttl})
 	}
 	return specs
 }
 
-// startAuth builds the authorizer over the users group.
+// startAuth builds the token cache and, with a source, the authorizer, API
+// keys and sessions over their groups (or straight over the source in cache
+// mode off).
 func (n *Node) startAuth() error {
+	n.auth.marks = auth.NewWatermarks()
+	if v := n.cfg.Validator; v != nil {
+		tc := n.cfg.TokenCache
+		tc.Off = tc.Off || n.cfg.CacheMode == ModeOff
+		t, err := auth.NewTokenCache(v, n.auth.marks, tc)
+		if err != nil {
+			return err
+		}
+		n.auth.tokens = t
+	}
 	if n.cfg.Source == nil {
+		n.auth.marks.SetLoaded()
 		return nil
 	}
-	a, err := auth.NewAuthorizer(n.cache.Group(auth.GroupUsers), n.cfg.CacheMaxBytes/8)
+	memo := n.cfg.CacheMaxBytes / 8
+	if n.cfg.CacheMode == ModeOff {
+		memo = 0
+	}
+	a, err := auth.NewAuthorizer(n.authCache(auth.GroupUsers), memo)
 	if err != nil {
 		return err
 	}
-	n.authz = a
+	n.auth.authz = a
+	n.auth.keys = auth.NewAPIKeys(n.authCache(auth.GroupAPIKeys), a, n.invalidateKey, n.cfg.Now)
+	n.auth.sessions = auth.NewSessions(n.authCache(auth.GroupSessions), n.cfg.Source, n.invalidateKey, n.cfg.Now)
 	return nil
 }
 
-// Authorize reports whether userID may do action on resource (see
-// auth.Authorizer.Authorize).
-func (n *Node) Authorize(ctx context.Context, userID, resource, action string, conditions map[string]string) (bool, error) {
-	if n.authz == nil {
-		return false, ErrNoSource
+// authCache is what auth reads group through: the cache group, or in cache
+// mode off the group's loader itself.
+func (n *Node) authCache(group string) auth.Cache {
+	if n.cfg.CacheMode != ModeOff {
+		return n.cache.Group(group)
 	}
-	return n.authz.Authorize(ctx, userID, resource, action, conditions)
+	for _, spec := range n.groupSpecs() {
+		if spec.Name == group {
+			return direct{loader: spec.Loader, n: n}
+		}
+	}
+	return nil
 }
 
-// InvalidateUser makes every member drop what it caches about userID: the
-// owner first (so no other member can fetch the old policy from it again),
-// then every other member at once. It returns how many members
-// acknowledged within InvalidateTimeout; after it returns, every member
-// that acknowledged answers from the new policy.
-func (n *Node) InvalidateUser(ctx context.Context, userID string) (int, error) {
-	if n.authz == nil {
-		return 0, ErrNoSource
+// direct loads every get from the source: cache mode off.
+type direct struct {
+	loader shard.Loader
+	n      *Node
+}
+
+func (d direct) Get(ctx context.Context, key string) (shard.Entry, error) {
+	gen := d.n.clock.Now()
+	v, err := d.loader.Load(ctx, key)
+	if err != nil {
+		return shard.Entry{}, err
 	}
-	if err := shard.CheckKey(userID); err != nil {
-		return 0, err
+	return shard.Entry{Value: v.Bytes, Gen: gen, Expires: d.n.cfg.Now()}, nil
+}
+
+// closeAuth releases the auth caches.
+func (n *Node) closeAuth() {
+	if n.auth.tokens != nil {
+		n.auth.tokens.Close()
 	}
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.InvalidateTimeout)
-	defer cancel()
-	gen := n.clock.Now()
-	snap := n.Current()
-	owner := snap.Owner(userID)
-	acks := 0
-	if n.invalidateOn(ctx, owner, userID, gen) == nil {
-		acks++
+	if n.auth.authz != nil {
+		n.auth.authz.Close()
 	}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, m := range snap.Members() {
-		if m == owner {
+}
+
+// syncWatermarks reads every watermark that still matters from the source
+// at start and every WatermarkSync until ctx ends: the second channel
+// besides the peer push, and what makes a restarted node know earlier
+// revocations. The node is not ready before the first read succeeds.
+func (n *Node) syncWatermarks(ctx context.Context) {
+	tick := time.NewTicker(n.cfg.WatermarkSync)
+	defer tick.Stop()
+	retry := time.NewTimer(0)
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-retry.C:
+		}
+		if err := n.readWatermarks(ctx); err != nil {
+			if !n.auth.marks.Loaded() {
+				n.log.Warn("revocation watermarks not loaded yet", "err", err)
+				retry.Reset(min(time.Second, n.cfg.WatermarkSync))
+			}
 			continue
 		}
-		wg.Go(func() {
-			if n.invalidateOn(ctx, m, userID, gen) == nil {
-				mu.Lock()
-				acks++
-				mu.Unlock()
-			}
-		})
+		n.cleanupSource(ctx)
 	}
-	wg.Wait()
-	return acks, nil
 }
 
-func (n *Node) invalidateOn(ctx context.Context, member, userID string, gen hlc.Gen) error {
-	if member == n.cfg.Name || member == "" {
-		n.cache.Group(auth.GroupUsers).Invalidate(userID, gen)
-		return nil
+// cleanupInterval is how often a node asks the source to delete expired
+// sessions and watermarks that no longer matter. Every node does; the
+// deletes are idempotent.
+const cleanupInterval = 10 * time.Minute
+
+// cleanupSource runs the source's cleanup when it is due.
+func (n *Node) cleanupSource(ctx context.Context) {
+	c, ok := n.cfg.Source.(interface {
+		Cleanup(ctx context.Context, now time.Time, maxTokenLifetime time.Duration) error
+	})
+	now := n.cfg.Now()
+	if !ok || now.Sub(n.lastCleanup) < cleanupInterval {
+		return
 	}
-	err := n.pool.Invalidate(ctx, member, auth.GroupUsers, userID, false, gen)
+	n.lastCleanup = now
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := c.Cleanup(ctx, now, n.cfg.MaxTokenLifetime); err != nil {
+		n.log.Warn("source cleanup", "err", err)
+	}
+}
+
+func (n *Node) readWatermarks(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	cutoff := n.cfg.Now().Add(-n.cfg.MaxTokenLifetime)
+	marks, err := n.cfg.Source.Watermarks(ctx, cutoff)
 	if err != nil {
-		n.log.Warn("invalidation not acknowledged", "member", member, "err", err)
+		return err
 	}
-	return err
+	n.auth.marks.Merge(marks)
+	n.auth.marks.Prune(cutoff)
+	if !n.auth.marks.Loaded() {
+		n.auth.marks.SetLoaded()
+		n.log.Info("revocation watermarks loaded", "users", n.auth.marks.Len())
+	}
+	return nil
+}
+
+// runJWKS keeps every issuer's key set fresh until ctx ends.
+func (n *Node) runJWKS(ctx context.Context) {
+	if n.cfg.Validator == nil {
+		return
+	}
+	for _, is := range n.cfg.Validator.Issuers() {
+		if is.JWKS != nil {
+			n.tasks.Go(func() { is.JWKS.Run(ctx) })
+		}
+	}
+}
+
+// closeJWKS cancels fetches in flight.
+func (n *Node) closeJWKS() {
+	if n.cfg.Validator == nil {
+		return
+	}
+	for _, is := range n.cfg.Validator.Issuers() {
+		if is.JWKS != nil {
+			is.JWKS.Close()
+		}
+	}
+}
+
+// needSource fails when the node has no source.
+func (n *Node) needSource() error {
+	if n.auth.authz == nil {
+		return ErrNoSource
+	}
+	return nil
+}
+
+// isCtxErr reports whether err is the caller's cancellation or deadline.
+func isCtxErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

@@ -99,8 +99,8 @@ func TestClusterAuthorization(t *testing.T) {
 	}
 	importPolicy(t, src, "users:\n  - {id: dave, roles: [editor]}\n", false)
 	acks, err := nodes[2].InvalidateUser(ctx, "dave")
-	if err != nil || acks != 3 {
-		t.Fatalf("InvalidateUser = %d acks, %v", acks, err)
+	if err != nil || acks.Acknowledged != 3 || acks.Members != 3 {
+		t.Fatalf("InvalidateUser = %+v, %v", acks, err)
 	}
 	for _, n := range nodes {
 		if ok, err := n.Authorize(ctx, "dave", "posts:1", "write", nil); err != nil || !ok {
@@ -108,8 +108,8 @@ func TestClusterAuthorization(t *testing.T) {
 		}
 	}
 	importPolicy(t, src, "users:\n  - {id: alice, roles: [editor], disabled: true}\n", false)
-	if acks, _ := nodes[0].InvalidateUser(ctx, "alice"); acks != 3 {
-		t.Fatalf("%d acks", acks)
+	if acks, _ := nodes[0].InvalidateUser(ctx, "alice"); acks.Acknowledged != 3 {
+		t.Fatalf("%+v acks", acks)
 	}
 	for _, n := range nodes {
 		if ok, _ := n.Authorize(ctx, "alice", "posts:1", "write", nil); ok {

@@ -4,10 +4,12 @@
 package node
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -104,7 +106,52 @@ type Config struct {
 	// Mono reads the monotonic clock pause detection uses. Default: the
 	// process's own; tests simulate a pause by making it jump.
 	Mono func() time.Duration
+
+	// Validator checks JWTs; nil: ValidateToken answers unavailable. The
+	// node runs and closes the JWKS of its issuers.
+	Validator *auth.Validator
+	// TokenCache sizes the validation cache (this node's memory only).
+	TokenCache auth.TokenCacheConfig
+	// AuthTTL bounds how long a user's policy, an API key or a session is
+	// cached: the most a member cut off from every invalidation can serve
+	// an old answer. Default 1 min.
+	AuthTTL time.Duration
+	// WatermarkSync is how often the revocation watermarks are read again
+	// from the source, as a second channel besides the peer push. Default
+	// 10 s.
+	WatermarkSync time.Duration
+	// MaxTokenLifetime is how long a watermark matters (a token older than
+	// this has expired anyway). Default 24 h.
+	MaxTokenLifetime time.Duration
+	// APITokens are the bearer tokens accepted for mutating calls
+	// (sessions, revocation, invalidation). Without any, mutations are
+	// refused unless DevInsecureAPI is set.
+	APITokens []string
+	// DevInsecureAPI accepts mutating calls without a token. Development
+	// only; the node logs a warning.
+	DevInsecureAPI bool
+	// AdminAddr is the admin listener. Default 127.0.0.1:8081. Without
+	// AdminTokens it must be a loopback address.
+	AdminAddr string
+	// AdminTokens are the bearer tokens the admin API requires.
+	AdminTokens []string
+	// TLS, when set, serves the public gRPC and HTTP listeners over TLS
+	// (with client certificates if it asks for them).
+	TLS *tls.Config
+	// CacheMode is cluster (the ring: one owner per key), local (each node
+	// caches on its own) or off (every answer from the source). Gossip,
+	// invalidation, JWKS and watermarks work in every mode. Default
+	// cluster.
+	CacheMode string
 }
+
+// Cache modes.
+const (
+	ModeCluster = "cluster"
+	ModeLocal   = "local"
+	ModeOff     = "off"
+	ModeRedis   = "redis"
+)
 
 // Faults decides which traffic a node drops: every gossip packet or
 // connection and every peer call to an address it blocks. Production nodes
@@ -144,6 +191,11 @@ func DefaultConfig(name string) Config {
 		RejoinInterval:    30 * time.Second,
 		InvalidateTimeout: 500 * time.Millisecond,
 		Timing:            cluster.LANTiming(),
+		AuthTTL:           time.Minute,
+		WatermarkSync:     10 * time.Second,
+		MaxTokenLifetime:  24 * time.Hour,
+		AdminAddr:         "127.0.0.1:8081",
+		CacheMode:         ModeCluster,
 	}
 }
 
@@ -152,6 +204,7 @@ func DefaultConfig(name string) Config {
 func LocalConfig(name string) Config {
 	c := DefaultConfig(name)
 	c.GossipAddr, c.PeerAddr, c.GRPCAddr, c.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	c.AdminAddr = "127.0.0.1:0"
 	c.CacheMaxBytes = 16 << 20
 	// A loaded test machine (race detector, packages in parallel) can take
 	// longer than 50 ms to answer; a forward must not turn into a degraded
@@ -174,10 +227,13 @@ func (c Config) Validate() error {
 	if c.Name == "" {
 		return fmt.Errorf("%w: node name is required", ErrConfig)
 	}
-	for flag, addr := range map[string]string{"gossip": c.GossipAddr, "peer": c.PeerAddr, "grpc": c.GRPCAddr, "http": c.HTTPAddr} {
+	for flag, addr := range map[string]string{"gossip": c.GossipAddr, "peer": c.PeerAddr, "grpc": c.GRPCAddr, "http": c.HTTPAddr, "admin": c.AdminAddr} {
 		if err := checkListenAddr(addr); err != nil {
 			return fmt.Errorf("%w: %s address: %w", ErrConfig, flag, err)
 		}
+	}
+	if err := c.validateAuth(); err != nil {
+		return err
 	}
 	switch {
 	case c.CacheMaxBytes < 1<<20:
@@ -206,7 +262,7 @@ func (c Config) Validate() error {
 	if _, err := c.ringConfig(); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	names := map[string]bool{auth.GroupUsers: c.Source != nil}
+	names := map[string]bool{auth.GroupUsers: c.Source != nil, auth.GroupAPIKeys: c.Source != nil, auth.GroupSessions: c.Source != nil}
 	for _, g := range c.Groups {
 		if g.Loader == nil || names[g.Name] {
 			return fmt.Errorf("%w: group %q is duplicated or has no loader", ErrConfig, g.Name)
@@ -214,6 +270,38 @@ func (c Config) Validate() error {
 		names[g.Name] = true
 	}
 	return nil
+}
+
+func (c Config) validateAuth() error {
+	switch {
+	case c.CacheMode == ModeRedis:
+		return fmt.Errorf("%w: cache mode redis needs the Redis fallback, which this version does not have", ErrConfig)
+	case c.CacheMode != ModeCluster && c.CacheMode != ModeLocal && c.CacheMode != ModeOff:
+		return fmt.Errorf("%w: cache mode %q: want cluster, local or off", ErrConfig, c.CacheMode)
+	case c.AuthTTL <= 0 || c.WatermarkSync <= 0 || c.MaxTokenLifetime <= 0:
+		return fmt.Errorf("%w: auth TTL, watermark sync and max token lifetime must be positive", ErrConfig)
+	case len(c.AdminTokens) == 0 && !isLoopback(c.AdminAddr):
+		return fmt.Errorf("%w: admin address %q is not loopback: set an admin token", ErrConfig, c.AdminAddr)
+	}
+	for _, t := range append(slices.Clone(c.APITokens), c.AdminTokens...) {
+		if len(t) < 16 {
+			return fmt.Errorf("%w: API and admin tokens must be at least 16 characters", ErrConfig)
+		}
+	}
+	return nil
+}
+
+// isLoopback reports whether the listen address addr binds loopback only.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // ringConfig sizes the ring for MaxMembers: at least the default partition

@@ -17,7 +17,6 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/avion/authnode/auth"
 	"github.com/avion/authnode/cluster"
 	"github.com/avion/authnode/hlc"
 	"github.com/avion/authnode/ring"
@@ -33,17 +32,20 @@ type Node struct {
 	metrics *prometheus.Registry
 	clock   *hlc.Clock // issues this node's generations
 
-	peerLis, grpcLis, httpLis net.Listener
+	peerLis, grpcLis, httpLis, adminLis net.Listener
 
-	ring     atomic.Pointer[ring.Snapshot] // what the cache routes by
+	ring     atomic.Pointer[ring.Snapshot] // the cluster's members
+	routing  atomic.Pointer[ring.Snapshot] // what the cache routes by: ring, or only this node outside cluster mode
+	self     *ring.Snapshot                // a ring of only this node
 	changed  atomic.Int64                  // unix nanos of the last ring change
 	stopping atomic.Bool
 
-	cluster *cluster.Cluster
-	pool    *transport.Pool
-	cache   *shard.Cache
-	authz   *auth.Authorizer // nil without a Source
-	health  *health.Server
+	cluster     *cluster.Cluster
+	pool        *transport.Pool
+	cache       *shard.Cache
+	auth        authParts
+	lastCleanup time.Time // of the source; used by the watermark goroutine only
+	health      *health.Server
 
 	started chan struct{} // closed once gossip runs and the cache is built
 	runOnce sync.Once
@@ -72,6 +74,10 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.ring.Store(empty.Current())
+	n.routing.Store(empty.Current())
+	if n.self, err = empty.SetMembers([]string{cfg.Name}); err != nil {
+		return nil, err
+	}
 	if err := n.listen(); err != nil {
 		n.Close()
 		return nil, err
@@ -90,12 +96,15 @@ func (n *Node) listen() error {
 	if n.httpLis, err = net.Listen("tcp", n.cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("node: http listener: %w", err)
 	}
+	if n.adminLis, err = net.Listen("tcp", n.cfg.AdminAddr); err != nil {
+		return fmt.Errorf("node: admin listener: %w", err)
+	}
 	return nil
 }
 
 // Close releases the listeners of a node that will not Run.
 func (n *Node) Close() {
-	for _, l := range []net.Listener{n.peerLis, n.grpcLis, n.httpLis} {
+	for _, l := range []net.Listener{n.peerLis, n.grpcLis, n.httpLis, n.adminLis} {
 		if l != nil {
 			_ = l.Close()
 		}
@@ -114,6 +123,9 @@ func (n *Node) GRPCAddr() string { return n.grpcLis.Addr().String() }
 // HTTPAddr returns the HTTP listener address.
 func (n *Node) HTTPAddr() string { return n.httpLis.Addr().String() }
 
+// AdminAddr returns the admin listener address.
+func (n *Node) AdminAddr() string { return n.adminLis.Addr().String() }
+
 // Started is closed once gossip runs and the cache is built; GossipAddr,
 // Group and Cache are usable from then on.
 func (n *Node) Started() <-chan struct{} { return n.started }
@@ -121,8 +133,17 @@ func (n *Node) Started() <-chan struct{} { return n.started }
 // GossipAddr returns the address other nodes join through.
 func (n *Node) GossipAddr() string { return n.cluster.GossipAddr() }
 
-// Current returns the ring this node routes by; it never blocks.
+// Current returns the ring of the cluster's members; it never blocks.
 func (n *Node) Current() *ring.Snapshot { return n.ring.Load() }
+
+// route returns the ring the cache routes by: the cluster's in cache mode
+// cluster, else one of only this node (every key is its own).
+func (n *Node) route() *ring.Snapshot { return n.routing.Load() }
+
+// routeSource gives the peer pool the routing ring.
+type routeSource struct{ n *Node }
+
+func (r routeSource) Current() *ring.Snapshot { return r.n.route() }
 
 // Group returns the named cache group, or nil.
 func (n *Node) Group(name string) *shard.Group { return n.cache.Group(name) }
@@ -164,6 +185,10 @@ func (n *Node) Run(ctx context.Context) error {
 	close(n.started)
 	bg, stopBackground := context.WithCancel(ctx)
 	n.tasks.Go(func() { n.reportHealth(bg) })
+	if n.cfg.Source != nil {
+		n.tasks.Go(func() { n.syncWatermarks(bg) })
+	}
+	n.runJWKS(bg)
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -178,7 +203,7 @@ func (n *Node) Run(ctx context.Context) error {
 
 // build creates the pool, the cache and its groups, and starts gossip.
 func (n *Node) build() error {
-	n.pool = transport.NewPool(n)
+	n.pool = transport.NewPool(routeSource{n})
 	if n.cfg.Faults != nil {
 		n.pool.SetFaults(n.cfg.Faults)
 	}
@@ -309,6 +334,11 @@ func (n *Node) onRingChange(v cluster.View) {
 		n.log.Warn("peer connections", "err", err)
 	}
 	n.ring.Store(v.Ring)
+	if n.cfg.CacheMode == ModeCluster {
+		n.routing.Store(v.Ring)
+	} else {
+		n.routing.Store(n.self)
+	}
 	n.changed.Store(time.Now().UnixNano())
 	n.cache.RingChanged()
 }

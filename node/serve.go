@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
@@ -27,16 +29,33 @@ type server interface {
 
 func (n *Node) servers() []server {
 	peer := grpc.NewServer()
-	transport.RegisterPeer(peer, n.cache)
-	public := grpc.NewServer()
+	transport.RegisterPeer(peer, n.cache, n.auth.marks)
+	var opts []grpc.ServerOption
+	httpLis := n.httpLis
+	if n.cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(n.cfg.TLS)))
+		httpLis = tls.NewListener(httpLis, n.cfg.TLS)
+	}
+	public := grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(public, n.health)
+	guard := transport.Guard{Tokens: transport.NewTokens(n.cfg.APITokens...), Insecure: n.cfg.DevInsecureAPI}
+	if guard.Insecure {
+		n.log.Warn("mutating API calls are accepted without a token (development only)")
+	}
+	transport.RegisterAuthService(public, n, guard)
 	reflection.Register(public)
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	admin := transport.AdminHTTP(n, transport.AdminConfig{Token: transport.NewTokens(n.cfg.AdminTokens...), Logger: n.log})
 	return []server{
 		grpcServer{peer, n.peerLis},
 		grpcServer{public, n.grpcLis},
-		&httpServer{srv: &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 5 * time.Second}, lis: n.httpLis},
+		newHTTPServer(n.httpHandler(guard), httpLis),
+		newHTTPServer(admin, n.adminLis),
 	}
+}
+
+func newHTTPServer(h http.Handler, lis net.Listener) *httpServer {
+	return &httpServer{srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}, lis: lis}
 }
 
 type grpcServer struct {
@@ -101,9 +120,8 @@ func (n *Node) shutdown(servers []server) {
 		s.stop(ctx)
 	}
 	n.cache.Close()
-	if n.authz != nil {
-		n.authz.Close()
-	}
+	n.closeAuth()
+	n.closeJWKS()
 	n.pool.Close()
 	if err := n.cluster.Shutdown(); err != nil {
 		n.log.Warn("gossip shutdown", "err", err)
@@ -111,8 +129,9 @@ func (n *Node) shutdown(servers []server) {
 	n.log.Info("stopped")
 }
 
-func (n *Node) httpHandler() http.Handler {
+func (n *Node) httpHandler(guard transport.Guard) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("/v1/", transport.PublicHTTP(n, guard))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -128,8 +147,9 @@ func (n *Node) httpHandler() http.Handler {
 }
 
 // notReady lists why the node is not ready; empty means ready. Ready means:
-// not shutting down, joined (or no seeds), in its own ring, and the ring
-// unchanged for SettleTime.
+// not shutting down, joined (or no seeds), in its own ring, the ring
+// unchanged for SettleTime, and (with a source) the source answered the
+// read of the revocation watermarks.
 func (n *Node) notReady() []string {
 	var reasons []string
 	if n.stopping.Load() {
@@ -143,6 +163,9 @@ func (n *Node) notReady() []string {
 	}
 	if since := time.Since(time.Unix(0, n.changed.Load())); since < n.cfg.SettleTime {
 		reasons = append(reasons, "ring changed "+since.Round(time.Millisecond).String()+" ago")
+	}
+	if !n.auth.marks.Loaded() {
+		reasons = append(reasons, "revocation watermarks not loaded from the source")
 	}
 	return reasons
 }
@@ -167,4 +190,23 @@ func (n *Node) registerMetrics() {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "authnode_ring_partitions_owned", Help: "Ring partitions this node owns."},
 			func() float64 { return float64(n.Current().PartitionsOwned(n.cfg.Name)) }),
 	)
+	if counted, ok := n.cfg.Source.(interface{ Requests() map[string]uint64 }); ok {
+		n.metrics.MustRegister(sourceRequests{counted})
+	}
+}
+
+// sourceRequests exports the source's request counters: the database load.
+type sourceRequests struct {
+	src interface{ Requests() map[string]uint64 }
+}
+
+var sourceRequestsDesc = prometheus.NewDesc("authnode_source_requests_total",
+	"Requests to the source of truth (the database load), by kind.", []string{"kind"}, nil)
+
+func (s sourceRequests) Describe(ch chan<- *prometheus.Desc) { ch <- sourceRequestsDesc }
+
+func (s sourceRequests) Collect(ch chan<- prometheus.Metric) {
+	for kind, v := range s.src.Requests() {
+		ch <- prometheus.MustNewConstMetric(sourceRequestsDesc, prometheus.CounterValue, float64(v), kind)
+	}
 }
