@@ -19,8 +19,8 @@ help: ## list the targets
 build: ## build bin/authnode (static)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/authnode ./cmd/authnode
 
-run: build ## start a node on the embedded defaults
-	$(BIN)/authnode serve
+run: build ## run a development node on loopback: demo policy, dev signing key, ready-to-paste curl and grpcurl commands
+	scripts/run.sh
 
 test: deps ## the whole suite, with the race detector (what CI runs)
 	$(GO) vet ./...
@@ -41,6 +41,7 @@ bench: ## hot-path benchmarks (figures go to docs/BENCHMARKS.md)
 
 fuzz: ## run every fuzz test for FUZZ_TIME each (a duration, default 10s, or a count like 5000x)
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMeta$$' -fuzztime $(FUZZ_TIME) ./cluster
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequests$$' -fuzztime $(FUZZ_TIME) ./transport
 	$(GO) test -run '^$$' -fuzz '^FuzzAllows$$' -fuzztime $(FUZZ_TIME) ./auth
 	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZ_TIME) ./auth
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodePolicy$$' -fuzztime $(FUZZ_TIME) ./store
@@ -49,7 +50,7 @@ proto: deps ## regenerate code from proto/
 	scripts/proto.sh
 
 proto-check: proto ## fail when generated code is not current
-	@test -z "$$(git status --porcelain -- proto transport/peerpb)" || (git status --short -- proto transport/peerpb; echo "generated code is stale: run make proto and commit"; exit 1)
+	@test -z "$$(git status --porcelain -- proto transport/peerpb transport/authpb)" || (git status --short -- proto transport/peerpb transport/authpb; echo "generated code is stale: run make proto and commit"; exit 1)
 
 tidy-check: ## fail when go.mod or go.sum need go mod tidy
 	$(GO) mod tidy

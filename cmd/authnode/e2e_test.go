@@ -62,8 +62,10 @@ func startProc(t *testing.T, name string, join string, extra ...string) *proc {
 		log:    &syncWriter{},
 		done:   make(chan error, 1),
 	}
+	// Later flags win, so extra may override the source.
 	args := append([]string{"serve", "--node-name", name, "--gossip-addr", p.gossip,
-		"--peer-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--http-addr", p.http}, extra...)
+		"--peer-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--http-addr", p.http, "--admin-addr", "127.0.0.1:0",
+		"--source", "sqlite://" + filepath.Join(t.TempDir(), "authnode.db")}, extra...)
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), "AUTHNODE_JOIN="+join)
 	p.cmd.Stderr = p.log

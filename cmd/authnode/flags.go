@@ -37,6 +37,8 @@ type serveFlags struct {
 	shutdownTimeout time.Duration
 	maxPause        time.Duration
 	logLevel        slog.Level
+	auth            authFlags
+	given           map[string]bool // flags set on the command line or in the environment
 }
 
 func newServeFlags() *serveFlags {
@@ -62,6 +64,7 @@ func newServeFlags() *serveFlags {
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "bound on the graceful part of shutdown")
 	fs.DurationVar(&f.maxPause, "max-pause", 0, "a process pause longer than this flushes the cache before the next answer (0: the gossip suspicion timeout, 4s)")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
+	f.addAuthFlags()
 	return f
 }
 
@@ -73,15 +76,16 @@ func (f *serveFlags) parse(args []string, env func(string) (string, bool)) error
 	if f.fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", f.fs.Arg(0))
 	}
-	given := map[string]bool{}
-	f.fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	f.given = map[string]bool{}
+	f.fs.Visit(func(fl *flag.Flag) { f.given[fl.Name] = true })
 	var err error
 	f.fs.VisitAll(func(fl *flag.Flag) {
 		key := envName(fl.Name)
-		if v, ok := env(key); ok && !given[fl.Name] && err == nil {
+		if v, ok := env(key); ok && !f.given[fl.Name] && err == nil {
 			if e := fl.Value.Set(v); e != nil {
 				err = fmt.Errorf("%s: %w", key, e)
 			}
+			f.given[fl.Name] = true
 		}
 	})
 	return err
@@ -91,8 +95,9 @@ func envName(flagName string) string {
 	return "AUTHNODE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// config turns the flags into a node config.
-func (f *serveFlags) config(logger *slog.Logger) (node.Config, error) {
+// config turns the flags into a node config (without its source, which
+// serve opens). env reads the environment.
+func (f *serveFlags) config(logger *slog.Logger, env func(string) (string, bool)) (node.Config, error) {
 	cfg := node.DefaultConfig(f.name)
 	cfg.AdvertiseAddr, cfg.GossipAddr, cfg.PeerAddr = f.advertise, f.gossipAddr, f.peerAddr
 	cfg.GRPCAddr, cfg.HTTPAddr, cfg.Zone = f.grpcAddr, f.httpAddr, f.zone
@@ -110,6 +115,9 @@ func (f *serveFlags) config(logger *slog.Logger) (node.Config, error) {
 		if cfg.GossipKey, err = readKeyFile(f.gossipKeyFile); err != nil {
 			return cfg, err
 		}
+	}
+	if err := f.auth.apply(&cfg, env, f.given); err != nil {
+		return cfg, err
 	}
 	return cfg, cfg.Validate()
 }

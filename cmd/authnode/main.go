@@ -19,6 +19,7 @@ Usage:
 Commands:
   serve     run a node until SIGTERM (see authnode serve --help)
   policy    import or export the policy: users, roles, permissions, API keys
+  token     mint a development token (authnode token mint --dev)
   version   print the version
   help      print this help
 `
@@ -43,6 +44,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stdout, stderr)
 	case "policy":
 		return policy(args[1:], stdout, stderr)
+	case "token":
+		return token(args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "authnode: unknown command %q (run authnode help)\n", args[0])
 		return 2

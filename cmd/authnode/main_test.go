@@ -74,7 +74,7 @@ func TestEnvironmentFillsUnsetFlags(t *testing.T) {
 	if err := f.parse([]string{"--peer-timeout", "20ms"}, lookup); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := f.config(nil)
+	cfg, err := f.config(nil, lookup)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/avion/authnode/node"
 )
@@ -30,15 +32,27 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: f.logLevel}))
-	cfg, err := f.config(logger)
+	cfg, err := f.config(logger, os.LookupEnv)
 	if err != nil {
 		fmt.Fprintf(stderr, "authnode serve: %v\n", err)
 		return 2
 	}
+	openCtx, cancelOpen := context.WithTimeout(context.Background(), 30*time.Second)
+	src, err := openSource(openCtx, f.auth.source)
+	cancelOpen()
+	if err != nil {
+		fmt.Fprintf(stderr, "authnode serve: --source %s: %v\n", redactedSource(f.auth.source), err)
+		return 1
+	}
+	defer src.Close()
+	cfg.Source = src
 	n, err := node.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "authnode serve: %v\n", err)
 		return 1
+	}
+	if cfg.Validator == nil {
+		logger.Warn("no token issuer configured: token validation answers unavailable (set --jwt-issuer or --config)")
 	}
 	// The first signal restores the default signal action and only then
 	// starts the shutdown, so a second signal, even one sent the moment the
@@ -51,12 +65,22 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		stop()
 		cancel()
 	})
-	logger.Info("starting", "version", version, "node", cfg.Name, "peer", n.PeerAddr(), "grpc", n.GRPCAddr(), "http", n.HTTPAddr())
+	logger.Info("starting", "version", version, "node", cfg.Name, "peer", n.PeerAddr(), "grpc", n.GRPCAddr(), "http", n.HTTPAddr(),
+		"admin", n.AdminAddr(), "cache_mode", cfg.CacheMode, "source", redactedSource(f.auth.source))
 	if err := n.Run(ctx); err != nil {
 		logger.Error("stopped with an error", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// redactedSource is the source URL without its password, for logs.
+func redactedSource(source string) string {
+	u, err := url.Parse(source)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 func (f *serveFlags) usage(w io.Writer) {
