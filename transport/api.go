@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/avion/authnode/auth"
@@ -119,4 +120,11 @@ func classify(err error) errStatus {
 		return errCanceled
 	}
 	return errInternal
+}
+
+// invalidMessage is the message of an auth.ErrInvalidInput error: its text
+// without the package prefix. Such errors describe the caller's input
+// (which field, which limit) and never carry secrets.
+func invalidMessage(err error) string {
+	return strings.TrimPrefix(err.Error(), "auth: ")
 }

@@ -239,7 +239,7 @@ func grpcError(err error) error {
 	}
 	switch classify(err) {
 	case errInvalid:
-		return status.Error(codes.InvalidArgument, "invalid input")
+		return status.Error(codes.InvalidArgument, invalidMessage(err))
 	case errUnavailable:
 		return status.Error(codes.Unavailable, msgUnavailable)
 	case errDeadline:

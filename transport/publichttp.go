@@ -451,7 +451,7 @@ func writeHTTPError(w http.ResponseWriter, err error) {
 	}
 	switch classify(err) {
 	case errInvalid:
-		writeError(w, http.StatusBadRequest, "invalid_request", "invalid input")
+		writeError(w, http.StatusBadRequest, "invalid_request", invalidMessage(err))
 	case errUnavailable:
 		writeError(w, http.StatusServiceUnavailable, "unavailable", msgUnavailable)
 	case errDeadline:
