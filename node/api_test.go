@@ -265,3 +265,40 @@ func TestCacheModes(t *testing.T) {
 		})
 	}
 }
+
+// TestAdminWarmup: warming up the most recently active users loads their
+// policies once, through their owners, so the first questions about them
+// cost the source nothing.
+func TestAdminWarmup(t *testing.T) {
+	nodes, src := authCluster(t, 2, newSigner(t))
+	ctx := context.Background()
+	for _, u := range []string{"alice", "carol"} {
+		if err := src.PutSession(ctx, u, json.RawMessage(`{}`), time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req, err := http.NewRequest(http.MethodPost, "http://"+nodes[0].AdminAddr()+"/admin/cache/warmup", strings.NewReader(`{"recent": 10}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"loaded":2`) {
+		t.Fatalf("warmup: %d %s", resp.StatusCode, body)
+	}
+	loads := src.Requests()[store.KindUserPolicy]
+	for _, n := range nodes {
+		for _, u := range []string{"alice", "carol"} {
+			if _, err := n.Authorize(ctx, u, "posts:1", "write", nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if after := src.Requests()[store.KindUserPolicy]; after != loads {
+		t.Fatalf("%d policy loads after the warmup, want none", after-loads)
+	}
+}

@@ -174,3 +174,25 @@ func (s *Store) Cleanup(ctx context.Context, now time.Time, maxTokenLifetime tim
 	}
 	return nil
 }
+
+// RecentUsers returns up to limit users with a live session, the latest
+// expiring first: a proxy for the most recently active users, for cache
+// warmup.
+func (s *Store) RecentUsers(ctx context.Context, limit int) ([]string, error) {
+	s.count(KindAdmin)
+	rows, err := s.db.QueryContext(ctx, `SELECT user_id FROM sessions WHERE expires_at > ? ORDER BY expires_at DESC LIMIT ?`,
+		time.Now().UnixNano(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: recent users: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var u string
+		if err := rows.Scan(&u); err != nil {
+			return nil, fmt.Errorf("store: recent users: %w", err)
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}

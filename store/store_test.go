@@ -287,3 +287,23 @@ func TestOpenRejectsBadURLs(t *testing.T) {
 		}
 	}
 }
+
+func TestRecentUsers(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, s *Store, _ string) {
+		ctx := context.Background()
+		now := time.Now()
+		for i, u := range []string{"old", "newest", "expired", "middle"} {
+			exp := map[int]time.Duration{0: time.Minute, 1: 3 * time.Minute, 2: -time.Minute, 3: 2 * time.Minute}[i]
+			if err := s.PutSession(ctx, u, json.RawMessage(`{}`), now.Add(exp)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.RecentUsers(ctx, 2)
+		if err != nil || strings.Join(got, ",") != "newest,middle" {
+			t.Fatalf("RecentUsers(2) = %v, %v", got, err)
+		}
+		if got, _ := s.RecentUsers(ctx, 10); len(got) != 3 {
+			t.Fatalf("RecentUsers(10) = %v: the expired session must not count", got)
+		}
+	})
+}
