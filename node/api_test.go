@@ -29,7 +29,7 @@ type signer struct {
 	pub  ed25519.PublicKey
 }
 
-func newSigner(t *testing.T) signer {
+func newSigner(t testing.TB) signer {
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -38,7 +38,7 @@ func newSigner(t *testing.T) signer {
 	return signer{priv: priv, pub: pub}
 }
 
-func (s signer) validator(t *testing.T) *auth.Validator {
+func (s signer) validator(t testing.TB) *auth.Validator {
 	t.Helper()
 	v, err := auth.NewValidator([]auth.Issuer{{
 		Issuer: testIssuer, Audiences: []string{"api"},
@@ -50,7 +50,7 @@ func (s signer) validator(t *testing.T) *auth.Validator {
 	return v
 }
 
-func (s signer) token(t *testing.T, sub string, iat time.Time) string {
+func (s signer) token(t testing.TB, sub string, iat time.Time) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{
 		"iss": testIssuer, "aud": "api", "sub": sub, "iat": iat.Unix(), "exp": iat.Add(time.Hour).Unix(),

@@ -29,7 +29,7 @@ users:
   - {id: dave, roles: []}
 `
 
-func openStore(t *testing.T, policy string) *store.Store {
+func openStore(t testing.TB, policy string) *store.Store {
 	t.Helper()
 	s, err := store.Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "authnode.db"))
 	if err != nil {
@@ -40,7 +40,7 @@ func openStore(t *testing.T, policy string) *store.Store {
 	return s
 }
 
-func importPolicy(t *testing.T, s *store.Store, policy string, replace bool) {
+func importPolicy(t testing.TB, s *store.Store, policy string, replace bool) {
 	t.Helper()
 	p, err := store.DecodePolicy(strings.NewReader(policy))
 	if err != nil {
