@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -301,4 +302,37 @@ func TestAdminWarmup(t *testing.T) {
 	if after := src.Requests()[store.KindUserPolicy]; after != loads {
 		t.Fatalf("%d policy loads after the warmup, want none", after-loads)
 	}
+}
+
+// flakySource is a store whose Watermarks fails while down is set.
+type flakySource struct {
+	*store.Store
+	down atomic.Bool
+}
+
+func (f *flakySource) Watermarks(ctx context.Context, since time.Time) (map[string]time.Time, error) {
+	if f.down.Load() {
+		return nil, errors.New("source down")
+	}
+	return f.Store.Watermarks(ctx, since)
+}
+
+// TestNotReadyUntilWatermarksLoad: a node whose source does not answer
+// stays unready (it could accept revoked tokens), says why, and becomes
+// ready once the source answers.
+func TestNotReadyUntilWatermarksLoad(t *testing.T) {
+	src := &flakySource{Store: openStore(t, clusterPolicy)}
+	src.down.Store(true)
+	nodes := nodetest.Start(t, 1, nodetest.Options{Config: func(_ int, cfg *node.Config) { cfg.Source = src }})
+	resp, err := http.Get("http://" + nodes[0].HTTPAddr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "watermarks") {
+		t.Fatalf("readyz with the source down: %d %s", resp.StatusCode, body)
+	}
+	src.down.Store(false)
+	waitReady(t, nodes[0])
 }
