@@ -168,17 +168,29 @@ func (a *APIKeys) record(ctx context.Context, hash string) (storedKey, shard.Ent
 
 // reload drops the key's record everywhere and reads it again: the user
 // changed since the record was loaded. Concurrent reloads of one key on
-// this node are shared.
+// this node share one, detached from the callers' cancellation (one caller
+// giving up must not fail the others); each caller waits at most until its
+// own context ends.
 func (a *APIKeys) reload(ctx context.Context, hash string) (storedKey, error) {
-	v, err, _ := a.flight.Do(hash, func() (any, error) {
-		if err := a.invalidate(ctx, GroupAPIKeys, hash); err != nil {
+	done := a.flight.DoChan(hash, func() (any, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reloadTimeout)
+		defer cancel()
+		if err := a.invalidate(rctx, GroupAPIKeys, hash); err != nil {
 			return nil, unavailable(err)
 		}
-		k, _, err := a.record(ctx, hash)
+		k, _, err := a.record(rctx, hash)
 		return k, err
 	})
-	if err != nil {
-		return storedKey{}, err
+	select {
+	case r := <-done:
+		if r.Err != nil {
+			return storedKey{}, r.Err
+		}
+		return r.Val.(storedKey), nil
+	case <-ctx.Done():
+		return storedKey{}, ctx.Err()
 	}
-	return v.(storedKey), nil
 }
+
+// reloadTimeout bounds a shared reload of an API key record.
+const reloadTimeout = 5 * time.Second

@@ -5,7 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"hash"
-	"strings"
+	"strconv"
 )
 
 // settingsHash hashes every setting that affects a validation result, so a
@@ -16,9 +16,9 @@ func settingsHash(v *Validator) [32]byte {
 	fmt.Fprintf(h, "authnode-validation-v1|max=%d|", v.maxBytes)
 	for _, is := range v.Issuers() {
 		field(h, "iss", is.Issuer)
-		field(h, "aud", strings.Join(is.Audiences, ","))
-		field(h, "algs", strings.Join(is.Algorithms, ","))
-		field(h, "types", strings.Join(is.Types, ","))
+		list(h, "aud", is.Audiences)
+		list(h, "algs", is.Algorithms)
+		list(h, "types", is.Types)
 		field(h, "leeway", is.Leeway.String())
 		field(h, "lifetime", is.MaxLifetime.String())
 		for _, k := range is.Keys {
@@ -35,6 +35,15 @@ func settingsHash(v *Validator) [32]byte {
 	var out [32]byte
 	h.Sum(out[:0])
 	return out
+}
+
+// list writes a list as its length and then each item as a field, so
+// ["a","b"] and ["a,b"] hash differently.
+func list(h hash.Hash, name string, items []string) {
+	field(h, name, strconv.Itoa(len(items)))
+	for _, it := range items {
+		field(h, name+"[]", it)
+	}
 }
 
 // field writes one length-prefixed name=value pair, so no two different

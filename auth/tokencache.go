@@ -122,6 +122,10 @@ func (c *TokenCache) Validate(ctx context.Context, token string) (Claims, error)
 	return c.validate(ctx, token, sum, key)
 }
 
+// entryCost estimates a cached validation's memory: the decoded claims
+// (metadata maps included) take a few times the token's length.
+func entryCost(token string) int64 { return int64(512 + 4*len(token)) }
+
 // digest is SHA-256(settings ‖ SHA-256(token)): every validation setting
 // and the whole token.
 func (c *TokenCache) digest(token string) [32]byte {
@@ -167,7 +171,7 @@ func (c *TokenCache) validate(ctx context.Context, token string, sum [32]byte, k
 	}
 	e := &validEntry{sum: sum, claims: claims, leeway: c.v.issuers[claims.Issuer].Leeway, epoch: epoch}
 	if ttl := min(c.cfg.MaxTTL, claims.ExpiresAt.Sub(c.v.now())); ttl > 0 {
-		c.valid.SetWithTTL(key, e, int64(256+len(token)), ttl)
+		c.valid.SetWithTTL(key, e, entryCost(token), ttl)
 	}
 	return c.checked(claims, nil)
 }

@@ -245,7 +245,7 @@ func adminCall(t *testing.T, n *nodetest.Node, method, path string) (int, string
 func TestCacheModes(t *testing.T) {
 	for _, mode := range []string{node.ModeCluster, node.ModeLocal, node.ModeOff} {
 		t.Run(mode, func(t *testing.T) {
-			src := openStore(t, clusterPolicy)
+			src := openStore(t, clusterPolicy+"api_keys:\n  - {key: ak_test_carol_0123456789, user: carol, name: ci}\n")
 			nodes := nodetest.Start(t, 2, nodetest.Options{Config: func(_ int, cfg *node.Config) {
 				cfg.Source, cfg.CacheMode = src, mode
 			}})
@@ -262,6 +262,11 @@ func TestCacheModes(t *testing.T) {
 			want := map[string]uint64{node.ModeCluster: 1, node.ModeLocal: 2, node.ModeOff: 6}[mode]
 			if loads != want {
 				t.Fatalf("%d loads from the source, want %d", loads, want)
+			}
+			for _, n := range nodes {
+				if info, err := n.VerifyAPIKey(ctx, "ak_test_carol_0123456789"); err != nil || info.UserID != "carol" {
+					t.Fatalf("%s: VerifyAPIKey = %+v, %v", n.Name(), info, err)
+				}
 			}
 		})
 	}
