@@ -38,6 +38,13 @@ var now = time.Unix(1_800_000_000, 0)
 
 func testValidator(t testing.TB) *Validator {
 	t.Helper()
+	return validatorAt(t, func() time.Time { return now })
+}
+
+// validatorAt trusts the test issuers (static RS256, ES256, EdDSA and HS256
+// keys), reading the time from clock.
+func validatorAt(t testing.TB, clock func() time.Time) *Validator {
+	t.Helper()
 	k := testKeys()
 	v, err := NewValidator([]Issuer{{
 		Issuer: "https://issuer.test", Audiences: []string{"api", "admin"},
@@ -49,7 +56,7 @@ func testValidator(t testing.TB) *Validator {
 	}, {
 		Issuer: "https://hmac.test", Audiences: []string{"api"}, Algorithms: []string{"HS256"},
 		Keys: []Key{{Algorithm: "HS256", Secret: []byte("0123456789abcdef0123456789abcdef")}},
-	}}, 0, func() time.Time { return now })
+	}}, 0, clock)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,22 +35,7 @@ func (c *fakeClock) Add(d time.Duration) { c.ns.Add(int64(d)) }
 // keys) reading clk.
 func clockValidator(t testing.TB, clk *fakeClock) *Validator {
 	t.Helper()
-	k := testKeys()
-	v, err := NewValidator([]Issuer{{
-		Issuer: "https://issuer.test", Audiences: []string{"api", "admin"},
-		Keys: []Key{
-			{ID: "rsa-1", Algorithm: "RS256", Public: &k.rsa.PublicKey},
-			{ID: "ec-1", Algorithm: "ES256", Public: &k.ec.PublicKey},
-			{ID: "ed-1", Algorithm: "EdDSA", Public: k.ed.Public()},
-		},
-	}, {
-		Issuer: "https://hmac.test", Audiences: []string{"api"}, Algorithms: []string{"HS256"},
-		Keys: []Key{{Algorithm: "HS256", Secret: []byte("0123456789abcdef0123456789abcdef")}},
-	}}, 0, clk.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
+	return validatorAt(t, clk.Now)
 }
 
 // jwksClockValidator trusts one issuer whose keys come from j, reading clk.

@@ -1,13 +1,11 @@
 package transport
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
@@ -428,7 +426,7 @@ func adminWarmup(adm Admin) http.HandlerFunc {
 // adminPreloadJWKS serves POST /admin/jwks/preload.
 func adminPreloadJWKS(adm Admin) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := adminDecodeOptional(r, &struct{}{}); err != nil {
+		if err := decodeOptionalBody(r, &struct{}{}); err != nil {
 			adminBadBody(w, r, err)
 			return
 		}
@@ -444,23 +442,6 @@ func adminPreloadJWKS(adm Admin) http.HandlerFunc {
 			Issuers map[string]int `json:"issuers"`
 		}{issuers})
 	}
-}
-
-// adminDecodeOptional is decodeBody for a body that may also be empty
-// (zero bytes), which leaves v as it is.
-func adminDecodeOptional(r *http.Request, v any) error {
-	if r.Body == nil {
-		return nil
-	}
-	br := bufio.NewReader(r.Body)
-	if _, err := br.Peek(1); errors.Is(err, io.EOF) {
-		return nil
-	}
-	r.Body = struct {
-		io.Reader
-		io.Closer
-	}{br, r.Body}
-	return decodeBody(r, v)
 }
 
 // adminDropUser serves DELETE /admin/cache/user/{user_id}; a blank user id

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -55,6 +56,23 @@ func decodeBody(r *http.Request, v any) error {
 		return errBodyTooLarge
 	}
 	return decodeJSON(body, v)
+}
+
+// decodeOptionalBody is decodeBody for a body that may also be empty (zero
+// bytes or none), which leaves v as it is.
+func decodeOptionalBody(r *http.Request, v any) error {
+	if r.Body == nil {
+		return nil
+	}
+	br := bufio.NewReader(r.Body)
+	if _, err := br.Peek(1); errors.Is(err, io.EOF) {
+		return nil
+	}
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{br, r.Body}
+	return decodeBody(r, v)
 }
 
 // decodeJSON decodes one JSON object from body into v, rejecting unknown

@@ -1,11 +1,9 @@
 package transport
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"path"
 	"slices"
@@ -414,7 +412,12 @@ func (a *publicAPI) invalidateUser(w http.ResponseWriter, r *http.Request) {
 // decode decodes r's JSON body into v with decodeBody. On failure it has
 // answered 413 (too large) or 400 and returns false.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	err := decodeBody(r, v)
+	return decoded(w, decodeBody(r, v))
+}
+
+// decoded answers a decoding error: 413 (too large) or 400, and returns
+// false; or returns true when there is none.
+func decoded(w http.ResponseWriter, err error) bool {
 	switch {
 	case err == nil:
 		return true
@@ -430,15 +433,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 // decodeOptional is decode for a body that may be absent: an empty body
 // leaves v as it is.
 func decodeOptional(w http.ResponseWriter, r *http.Request, v any) bool {
-	br := bufio.NewReader(r.Body)
-	if _, err := br.Peek(1); errors.Is(err, io.EOF) {
-		return true
-	}
-	r.Body = struct {
-		io.Reader
-		io.Closer
-	}{br, r.Body}
-	return decode(w, r, v)
+	return decoded(w, decodeOptionalBody(r, v))
 }
 
 // writeHTTPError answers err: a badInput with its message, a Service error
