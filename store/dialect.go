@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -60,6 +61,12 @@ func parseURL(raw string) (dialect, string, error) {
 		return sqliteDialect, dsn, err
 	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
 		if _, err := url.Parse(raw); err != nil {
+			// url.Error quotes the whole URL, password included: keep
+			// only what is wrong with it.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
 			return dialect{}, "", fmt.Errorf("%w: %w", ErrURL, err)
 		}
 		return postgresDialect, raw, nil

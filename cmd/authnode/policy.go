@@ -32,7 +32,7 @@ func policy(args []string, stdout, stderr io.Writer) int {
 			fs.PrintDefaults()
 			return 0
 		}
-		fmt.Fprintf(stderr, "authnode policy %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "authnode policy %s: %s\n", args[0], oneLine(err))
 		return 2
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -47,7 +47,7 @@ func policy(args []string, stdout, stderr io.Writer) int {
 		err = exportPolicy(ctx, *source, stdout)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "authnode policy %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "authnode policy %s: %s\n", args[0], oneLine(err))
 		return 1
 	}
 	return 0

@@ -28,27 +28,27 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			f.usage(stdout)
 			return 0
 		}
-		fmt.Fprintf(stderr, "authnode serve: %v (see authnode serve --help)\n", err)
+		fmt.Fprintf(stderr, "authnode serve: %s (see authnode serve --help)\n", oneLine(err))
 		return 2
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: f.logLevel}))
 	cfg, err := f.config(logger, os.LookupEnv)
 	if err != nil {
-		fmt.Fprintf(stderr, "authnode serve: %v\n", err)
+		fmt.Fprintf(stderr, "authnode serve: %s\n", oneLine(err))
 		return 2
 	}
 	openCtx, cancelOpen := context.WithTimeout(context.Background(), 30*time.Second)
 	src, err := openSource(openCtx, f.auth.source)
 	cancelOpen()
 	if err != nil {
-		fmt.Fprintf(stderr, "authnode serve: --source %s: %v\n", redactedSource(f.auth.source), err)
+		fmt.Fprintf(stderr, "authnode serve: --source %s: %s\n", redactedSource(f.auth.source), oneLine(err))
 		return 1
 	}
 	defer src.Close()
 	cfg.Source = src
 	n, err := node.New(cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "authnode serve: %v\n", err)
+		fmt.Fprintf(stderr, "authnode serve: %s\n", oneLine(err))
 		return 1
 	}
 	if cfg.Validator == nil {
@@ -74,11 +74,16 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// redactedSource is the source URL without its password, for logs.
+// redactedSource is the source URL without its password (in the user
+// part or as a password parameter), for logs and errors.
 func redactedSource(source string) string {
 	u, err := url.Parse(source)
 	if err != nil {
 		return "(unparsable URL)"
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
 }

@@ -151,22 +151,22 @@ func mint(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "authnode token mint: %v (see authnode token mint --help)\n", err)
+		fmt.Fprintf(stderr, "authnode token mint: %s (see authnode token mint --help)\n", oneLine(err))
 		return 2
 	}
 	if err := f.check(); err != nil {
-		fmt.Fprintf(stderr, "authnode token mint: %v\n", err)
+		fmt.Fprintf(stderr, "authnode token mint: %s\n", oneLine(err))
 		return 2
 	}
 	key, err := devKey(f.dataDir)
 	if err != nil {
-		fmt.Fprintf(stderr, "authnode token mint: %v\n", err)
+		fmt.Fprintf(stderr, "authnode token mint: %s\n", oneLine(err))
 		return 1
 	}
 	fmt.Fprintf(stderr, "authnode token mint: using the development key in %s (development only)\n", f.dataDir)
 	signed, err := f.sign(key, time.Now())
 	if err != nil {
-		fmt.Fprintf(stderr, "authnode token mint: %v\n", err)
+		fmt.Fprintf(stderr, "authnode token mint: %s\n", oneLine(err))
 		return 1
 	}
 	fmt.Fprintln(stdout, signed)
