@@ -53,3 +53,12 @@ type SessionRecord struct {
 	Data      json.RawMessage
 	ExpiresAt time.Time
 }
+
+// Change names what changed in the source: one user (their roles, disabled
+// flag, watermark or API keys), every user of a role (its permissions), or
+// everything (the feed may have missed changes).
+type Change struct {
+	UserID string
+	Role   string
+	All    bool
+}

@@ -172,6 +172,11 @@ func (s *Store) Cleanup(ctx context.Context, now time.Time, maxTokenLifetime tim
 	if err != nil {
 		return fmt.Errorf("store: cleanup: %w", err)
 	}
+	if !s.db.d.dollarArgs { // SQLite's change feed: a day of history is plenty
+		if _, err := s.db.ExecContext(ctx, `DELETE FROM changes WHERE at < ?`, now.Add(-24*time.Hour).UnixMilli()); err != nil {
+			return fmt.Errorf("store: cleanup: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -32,12 +32,13 @@ const (
 	KindAdmin      = "admin"
 )
 
-var kinds = []string{KindUserPolicy, KindAPIKey, KindSession, KindWrite, KindWatermarks, KindAdmin}
+var kinds = []string{KindUserPolicy, KindAPIKey, KindSession, KindWrite, KindWatermarks, KindAdmin, KindChanges}
 
 // Store is the source of truth on SQLite (the default) or PostgreSQL. It
 // implements auth.Source and counts every call by kind.
 type Store struct {
 	db     db
+	url    string // the source URL, for the change feed's own connection
 	counts map[string]*atomic.Uint64
 }
 
@@ -56,7 +57,7 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
-	s := &Store{db: db{sqldb, d}, counts: map[string]*atomic.Uint64{}}
+	s := &Store{db: db{sqldb, d}, url: rawURL, counts: map[string]*atomic.Uint64{}}
 	for _, k := range kinds {
 		s.counts[k] = new(atomic.Uint64)
 	}
