@@ -125,6 +125,7 @@ func (n *Node) syncWatermarks(ctx context.Context) {
 			return
 		case <-tick.C:
 		case <-retry.C:
+		case <-n.syncNow:
 		}
 		if err := n.readWatermarks(ctx); err != nil {
 			if !n.auth.marks.Loaded() {

@@ -120,6 +120,9 @@ type Config struct {
 	// from the source, as a second channel besides the peer push. Default
 	// 10 s.
 	WatermarkSync time.Duration
+	// ChangePoll is how often a polled change feed (SQLite's) is read;
+	// PostgreSQL pushes its changes. Default 1 s.
+	ChangePoll time.Duration
 	// MaxTokenLifetime is how long a watermark matters (a token older than
 	// this has expired anyway). Default 24 h.
 	MaxTokenLifetime time.Duration
@@ -193,6 +196,7 @@ func DefaultConfig(name string) Config {
 		Timing:            cluster.LANTiming(),
 		AuthTTL:           time.Minute,
 		WatermarkSync:     10 * time.Second,
+		ChangePoll:        time.Second,
 		MaxTokenLifetime:  24 * time.Hour,
 		AdminAddr:         "127.0.0.1:8081",
 		CacheMode:         ModeCluster,
@@ -205,6 +209,7 @@ func LocalConfig(name string) Config {
 	c := DefaultConfig(name)
 	c.GossipAddr, c.PeerAddr, c.GRPCAddr, c.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	c.AdminAddr = "127.0.0.1:0"
+	c.ChangePoll = 50 * time.Millisecond
 	c.CacheMaxBytes = 16 << 20
 	// A loaded test machine (race detector, packages in parallel) can take
 	// longer than 50 ms to answer; a forward must not turn into a degraded
@@ -278,8 +283,8 @@ func (c Config) validateAuth() error {
 		return fmt.Errorf("%w: cache mode redis needs the Redis fallback, which this version does not have", ErrConfig)
 	case c.CacheMode != ModeCluster && c.CacheMode != ModeLocal && c.CacheMode != ModeOff:
 		return fmt.Errorf("%w: cache mode %q: want cluster, local or off", ErrConfig, c.CacheMode)
-	case c.AuthTTL <= 0 || c.WatermarkSync <= 0 || c.MaxTokenLifetime <= 0:
-		return fmt.Errorf("%w: auth TTL, watermark sync and max token lifetime must be positive", ErrConfig)
+	case c.AuthTTL <= 0 || c.WatermarkSync <= 0 || c.MaxTokenLifetime <= 0 || c.ChangePoll <= 0:
+		return fmt.Errorf("%w: auth TTL, watermark sync, change poll and max token lifetime must be positive", ErrConfig)
 	case len(c.AdminTokens) == 0 && !isLoopback(c.AdminAddr):
 		return fmt.Errorf("%w: admin address %q is not loopback: set an admin token", ErrConfig, c.AdminAddr)
 	}

@@ -44,7 +44,8 @@ type Node struct {
 	pool        *transport.Pool
 	cache       *shard.Cache
 	auth        authParts
-	lastCleanup time.Time // of the source; used by the watermark goroutine only
+	lastCleanup time.Time     // of the source; used by the watermark goroutine only
+	syncNow     chan struct{} // asks the watermark goroutine for a read now
 	health      *health.Server
 
 	started chan struct{} // closed once gossip runs and the cache is built
@@ -66,7 +67,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.Name), metrics: prometheus.NewRegistry(),
-		clock: hlc.New(cfg.Now), started: make(chan struct{}),
+		clock: hlc.New(cfg.Now), started: make(chan struct{}), syncNow: make(chan struct{}, 1),
 	}
 	rc, _ := cfg.ringConfig()
 	empty, err := ring.New(rc)
@@ -187,6 +188,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.tasks.Go(func() { n.reportHealth(bg) })
 	if n.cfg.Source != nil {
 		n.tasks.Go(func() { n.syncWatermarks(bg) })
+		n.tasks.Go(func() { n.watchChanges(bg) })
 	}
 	n.runJWKS(bg)
 	var runErr error

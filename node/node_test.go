@@ -24,7 +24,14 @@ func TestMain(m *testing.M) {
 	if name := os.Getenv(childEnv); name != "" {
 		os.Exit(runChild(name))
 	}
-	goleak.VerifyTestMain(m)
+	// The PostgreSQL server some tests share runs until the end: its
+	// waiting goroutine is expected; Cleanup stops it and exits.
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/avion/authnode/store/storetest.StartPostgres.func2"),
+		goleak.Cleanup(func(code int) {
+			postgres.stop()
+			os.Exit(code)
+		}))
 }
 
 // source is a source of truth shared by every node of a test: it counts loads

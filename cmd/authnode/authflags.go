@@ -63,13 +63,14 @@ func (f *serveFlags) addAuthFlags() {
 	fs.StringVar(&a.cacheMode, "cache-mode", d.CacheMode, "cluster, local or off (ENABLE_AUTH_CACHE=false forces off)")
 	fs.DurationVar(&a.authTTL, "auth-ttl", d.AuthTTL, "longest a policy, API key or session stays cached: the staleness bound of a member cut off from invalidations")
 	fs.DurationVar(&a.watermarkSync, "watermark-sync", d.WatermarkSync, "how often revocation watermarks are read again from the source")
+	fs.DurationVar(&a.changePoll, "change-poll", d.ChangePoll, "how often a SQLite source's change feed is read (PostgreSQL pushes changes)")
 }
 
 // apply sets cfg's auth fields from the flags. env reads the environment
 // (for ENABLE_AUTH_CACHE).
 func (a *authFlags) apply(cfg *node.Config, env func(string) (string, bool), given map[string]bool) error {
 	cfg.AdminAddr, cfg.DevInsecureAPI, cfg.AuthTTL, cfg.WatermarkSync = a.adminAddr, a.devInsecureAPI, a.authTTL, a.watermarkSync
-	cfg.CacheMode = a.cacheMode
+	cfg.CacheMode, cfg.ChangePoll = a.cacheMode, a.changePoll
 	if v, ok := env("ENABLE_AUTH_CACHE"); ok {
 		switch strings.ToLower(strings.TrimSpace(v)) {
 		case "false", "0", "no", "off":
