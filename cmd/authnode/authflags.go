@@ -29,6 +29,7 @@ type authFlags struct {
 	tlsCert, tlsKey, tlsCA string
 	cacheMode              string
 	authTTL, watermarkSync time.Duration
+	changePoll             time.Duration
 }
 
 // issuerFlags configure one issuer from flags; --config adds more.
