@@ -120,3 +120,21 @@ func (w *Watermarks) SetLoaded() { w.loaded.Store(true) }
 
 // Loaded reports whether SetLoaded was called.
 func (w *Watermarks) Loaded() bool { return w.loaded.Load() }
+
+// Since returns up to limit watermarks later than cutoff (the recent
+// revocations, for gossip), by user.
+func (w *Watermarks) Since(cutoff time.Time, limit int) map[string]time.Time {
+	ns := cutoff.UnixNano()
+	out := map[string]time.Time{}
+	for i := range w.shards {
+		s := &w.shards[i]
+		s.mu.RLock()
+		for user, t := range s.m {
+			if t > ns && len(out) < limit {
+				out[user] = time.Unix(0, t)
+			}
+		}
+		s.mu.RUnlock()
+	}
+	return out
+}

@@ -54,6 +54,7 @@ type Cluster struct {
 
 	events     *events
 	silence    *silence
+	broadcasts *broadcasts
 	gossipAddr string
 
 	mu   sync.RWMutex
@@ -91,6 +92,7 @@ func start(cfg Config, onChange func(View), meta []byte) (*Cluster, error) {
 		changed: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
 	c.events = &events{c: c, nodes: map[string]nodeInfo{}}
+	c.broadcasts = newBroadcasts(func() int { return len(c.events.snapshot()) })
 	limit := cfg.MaxSilence
 	if limit <= 0 {
 		// Twice the suspicion timeout: probes in both directions normally
@@ -136,7 +138,7 @@ func (c *Cluster) memberlistConfig(meta []byte) *memberlist.Config {
 	mc.GossipInterval, mc.PushPullInterval, mc.TCPTimeout = t.GossipInterval, t.PushPullInterval, t.TCPTimeout
 	mc.DeadNodeReclaimTime = t.DeadNodeReclaimTime
 	mc.SecretKey = c.cfg.GossipKey
-	mc.Delegate = &delegate{meta: meta, state: c.cfg.State}
+	mc.Delegate = &delegate{meta: meta, state: c.cfg.State, broadcasts: c.broadcasts}
 	mc.Events = c.events
 	mc.Ping = pings{c.silence}
 	mc.Logger = log.New(&logWriter{log: c.log}, "", 0)
@@ -261,8 +263,9 @@ func (c *Cluster) members() map[string]Member {
 
 // delegate serves this node's metadata and state to memberlist.
 type delegate struct {
-	meta  []byte
-	state State // nil: no state
+	meta       []byte
+	state      State // nil: no state
+	broadcasts *broadcasts
 }
 
 func (d *delegate) NodeMeta(limit int) []byte {
@@ -271,8 +274,18 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	}
 	return d.meta
 }
-func (d *delegate) NotifyMsg([]byte)                           {}
-func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+
+// NotifyMsg passes a broadcast from another member to the state. The
+// buffer is memberlist's: State.Merge must not keep it.
+func (d *delegate) NotifyMsg(msg []byte) {
+	if d.state != nil && len(msg) > 0 {
+		d.state.Merge(msg)
+	}
+}
+
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
+	return d.broadcasts.q.GetBroadcasts(overhead, limit)
+}
 
 func (d *delegate) LocalState(join bool) []byte {
 	if d.state == nil {
@@ -346,6 +359,7 @@ func (e *events) NotifyUpdate(n *memberlist.Node) {
 type State interface {
 	// Local returns this node's state to send.
 	Local() []byte
-	// Merge takes another node's state. It must tolerate any bytes.
+	// Merge takes another node's state, or a message another node
+	// broadcast. It must tolerate any bytes and not keep remote.
 	Merge(remote []byte)
 }

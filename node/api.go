@@ -55,6 +55,7 @@ func (n *Node) RevokeTokens(ctx context.Context, userID string, before time.Time
 		}
 		return n.pool.Revoke(ctx, member, userID, mark)
 	})
+	n.broadcast(transport.GossipState{Revocations: map[string]time.Time{userID: mark}})
 	n.log.Info("tokens revoked", "user", userID, "before", mark, "acknowledged", acks.Acknowledged, "members", acks.Members)
 	return transport.Revocation{Acks: acks, Watermark: mark.UTC()}, nil
 }

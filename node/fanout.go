@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/avion/authnode/shard"
 	"github.com/avion/authnode/transport"
 )
 
@@ -59,6 +60,13 @@ func (n *Node) invalidateKey(ctx context.Context, group, key string) error {
 // invalidateKeys drops key of each group on every member, owner first.
 func (n *Node) invalidateKeys(ctx context.Context, key string, groups ...string) (transport.Acks, error) {
 	gen := n.clock.Now()
+	defer func() {
+		invs := make([]shard.Invalidation, len(groups))
+		for i, g := range groups {
+			invs[i] = shard.Invalidation{Group: g, Key: key, Gen: gen}
+		}
+		n.broadcast(transport.GossipState{Invalidations: invs})
+	}()
 	return n.fanOut(ctx, n.route().Owner(key), func(ctx context.Context, member string) error {
 		for _, g := range groups {
 			if member == n.cfg.Name {
@@ -76,6 +84,13 @@ func (n *Node) invalidateKeys(ctx context.Context, key string, groups ...string)
 // invalidateAll drops every entry of every group on every member.
 func (n *Node) invalidateAll(ctx context.Context) (transport.Acks, error) {
 	gen := n.clock.Now()
+	defer func() {
+		var invs []shard.Invalidation
+		for _, g := range n.cache.Groups() {
+			invs = append(invs, shard.Invalidation{Group: g, All: true, Gen: gen})
+		}
+		n.broadcast(transport.GossipState{Invalidations: invs})
+	}()
 	return n.fanOut(ctx, "", func(ctx context.Context, member string) error {
 		for _, g := range n.cache.Groups() {
 			if member == n.cfg.Name {

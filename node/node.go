@@ -369,26 +369,53 @@ func (n *Node) reportHealth(ctx context.Context) {
 	}
 }
 
-// gossipState carries this node's recent invalidations in memberlist's
-// push-pull exchange, so a node returning from a partition catches up.
+// gossipState carries this node's recent invalidations and revocations in
+// memberlist's push-pull exchange, so a node returning from a partition
+// catches up, and takes the ones other nodes broadcast.
 type gossipState struct{ n *Node }
 
+// recentRevocations bounds the revocations a node gossips: those of the
+// last ten minutes, at most 4,096 (the rest are read from the source every
+// WatermarkSync).
+const (
+	recentRevocations   = 10 * time.Minute
+	maxGossipRevocation = 4096
+)
+
 func (s gossipState) Local() []byte {
-	b, err := transport.EncodeGossipState(s.n.cache.Recent())
+	n := s.n
+	b, err := transport.EncodeGossipState(transport.GossipState{
+		Invalidations: n.cache.Recent(),
+		Revocations:   n.auth.marks.Since(n.cfg.Now().Add(-recentRevocations), maxGossipRevocation),
+	})
 	if err != nil {
-		s.n.log.Error("gossip state", "err", err)
+		n.log.Error("gossip state", "err", err)
 		return nil
 	}
 	return b
 }
 
 func (s gossipState) Merge(remote []byte) {
-	invs, err := transport.DecodeGossipState(remote)
+	st, err := transport.DecodeGossipState(remote)
 	if err != nil {
 		s.n.log.Warn("gossip state from a peer ignored", "err", err)
 		return
 	}
-	if applied := s.n.cache.Apply(invs); applied > 0 {
-		s.n.log.Info("caught up on invalidations from a peer", "applied", applied)
+	applied := s.n.cache.Apply(st.Invalidations)
+	raised := s.n.auth.marks.Merge(st.Revocations)
+	if applied > 0 || raised > 0 {
+		s.n.log.Info("caught up from a peer", "invalidations", applied, "revocations", raised)
+	}
+}
+
+// broadcast gossips st to every member: the channel for members a direct
+// call missed. Failures are logged; the direct calls carry the guarantee.
+func (n *Node) broadcast(st transport.GossipState) {
+	b, err := transport.EncodeGossipState(st)
+	if err == nil {
+		err = n.cluster.Broadcast(b)
+	}
+	if err != nil {
+		n.log.Warn("broadcast", "err", err)
 	}
 }

@@ -50,7 +50,7 @@ func watch(t *testing.T, s *Store) *feed {
 	go func() { done <- s.WatchChanges(ctx, 10*time.Millisecond, f.apply) }()
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		_ = <-done
 	})
 	f.waitFor(t, 0, auth.Change{All: true})
 	return f

@@ -28,4 +28,3 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
-

@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -14,14 +15,24 @@ import (
 // maxGossipState bounds the gossip state a node accepts from another.
 const maxGossipState = 1 << 20
 
-// EncodeGossipState encodes recent invalidations for memberlist's push-pull
-// exchange.
-func EncodeGossipState(invs []shard.Invalidation) ([]byte, error) {
-	st := &peerpb.GossipState{Invalidations: make([]*peerpb.Invalidation, len(invs))}
-	for i, inv := range invs {
-		st.Invalidations[i] = &peerpb.Invalidation{Group: inv.Group, Key: inv.Key, All: inv.All, Gen: uint64(inv.Gen)}
+// GossipState is what nodes exchange through gossip: recent invalidations
+// and token revocations (user → watermark). The push-pull exchange carries
+// a node's recent ones, a broadcast one change.
+type GossipState struct {
+	Invalidations []shard.Invalidation
+	Revocations   map[string]time.Time
+}
+
+// EncodeGossipState encodes st for gossip.
+func EncodeGossipState(st GossipState) ([]byte, error) {
+	pb := &peerpb.GossipState{Invalidations: make([]*peerpb.Invalidation, len(st.Invalidations))}
+	for i, inv := range st.Invalidations {
+		pb.Invalidations[i] = &peerpb.Invalidation{Group: inv.Group, Key: inv.Key, All: inv.All, Gen: uint64(inv.Gen)}
 	}
-	b, err := proto.Marshal(st)
+	for user, before := range st.Revocations {
+		pb.Revocations = append(pb.Revocations, &peerpb.Revocation{UserId: user, BeforeUnixNanos: before.UnixNano()})
+	}
+	b, err := proto.Marshal(pb)
 	if err != nil {
 		return nil, fmt.Errorf("transport: encode gossip state: %w", err)
 	}
@@ -29,18 +40,31 @@ func EncodeGossipState(invs []shard.Invalidation) ([]byte, error) {
 }
 
 // DecodeGossipState decodes another node's gossip state. Oversized or
-// malformed input is an error; entries are validated by shard.Cache.Apply.
-func DecodeGossipState(b []byte) ([]shard.Invalidation, error) {
+// malformed input is an error; revocations with a bad user id or watermark
+// are dropped; invalidations are validated by shard.Cache.Apply.
+func DecodeGossipState(b []byte) (GossipState, error) {
 	if len(b) > maxGossipState {
-		return nil, errors.New("transport: gossip state too large")
+		return GossipState{}, errors.New("transport: gossip state too large")
 	}
-	var st peerpb.GossipState
-	if err := proto.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("transport: decode gossip state: %w", err)
+	var pb peerpb.GossipState
+	if err := proto.Unmarshal(b, &pb); err != nil {
+		return GossipState{}, fmt.Errorf("transport: decode gossip state: %w", err)
 	}
-	out := make([]shard.Invalidation, len(st.GetInvalidations()))
-	for i, inv := range st.GetInvalidations() {
-		out[i] = shard.Invalidation{Group: inv.GetGroup(), Key: inv.GetKey(), All: inv.GetAll(), Gen: hlc.Gen(inv.GetGen())}
+	st := GossipState{Invalidations: make([]shard.Invalidation, len(pb.GetInvalidations()))}
+	for i, inv := range pb.GetInvalidations() {
+		st.Invalidations[i] = shard.Invalidation{Group: inv.GetGroup(), Key: inv.GetKey(), All: inv.GetAll(), Gen: hlc.Gen(inv.GetGen())}
 	}
-	return out, nil
+	for _, r := range pb.GetRevocations() {
+		if shard.CheckKey(r.GetUserId()) != nil || r.GetBeforeUnixNanos() <= 0 {
+			continue
+		}
+		if st.Revocations == nil {
+			st.Revocations = map[string]time.Time{}
+		}
+		before := time.Unix(0, r.GetBeforeUnixNanos())
+		if cur, ok := st.Revocations[r.GetUserId()]; !ok || before.After(cur) {
+			st.Revocations[r.GetUserId()] = before
+		}
+	}
+	return st, nil
 }

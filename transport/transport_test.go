@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/avion/authnode/auth"
 	"github.com/avion/authnode/ring"
@@ -314,18 +315,32 @@ func TestSetPeersReplacesConnections(t *testing.T) {
 }
 
 func TestGossipStateRoundTripAndBadInput(t *testing.T) {
-	in := []shard.Invalidation{{Group: "g", Key: "k", Gen: 7}, {Group: "g", All: true, Gen: 9}}
+	before := time.Unix(1_800_000_000, 123)
+	in := GossipState{
+		Invalidations: []shard.Invalidation{{Group: "g", Key: "k", Gen: 7}, {Group: "g", All: true, Gen: 9}},
+		Revocations:   map[string]time.Time{"alice": before},
+	}
 	b, err := EncodeGossipState(in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out, err := DecodeGossipState(b)
-	if err != nil || len(out) != 2 || out[0] != in[0] || out[1] != in[1] {
+	if err != nil || len(out.Invalidations) != 2 || out.Invalidations[0] != in.Invalidations[0] || out.Invalidations[1] != in.Invalidations[1] ||
+		len(out.Revocations) != 1 || !out.Revocations["alice"].Equal(before) {
 		t.Fatalf("round trip: %+v, %v", out, err)
 	}
 	for _, bad := range [][]byte{{0xff, 0xff, 0xff}, make([]byte, maxGossipState+1)} {
 		if _, err := DecodeGossipState(bad); err == nil {
 			t.Errorf("DecodeGossipState accepted %d bad bytes", len(bad))
 		}
+	}
+	// Revocations without a usable user id or watermark are dropped.
+	raw, _ := proto.Marshal(&peerpb.GossipState{Revocations: []*peerpb.Revocation{
+		{UserId: "", BeforeUnixNanos: 5}, {UserId: "bob", BeforeUnixNanos: -1}, {UserId: strings.Repeat("x", 2000), BeforeUnixNanos: 5},
+		{UserId: "carol", BeforeUnixNanos: 5}, {UserId: "carol", BeforeUnixNanos: 9},
+	}})
+	out, err = DecodeGossipState(raw)
+	if err != nil || len(out.Revocations) != 1 || out.Revocations["carol"].UnixNano() != 9 {
+		t.Fatalf("bad revocations: %+v, %v", out.Revocations, err)
 	}
 }

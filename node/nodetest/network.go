@@ -10,14 +10,16 @@ import (
 // one side of a cut to the other are dropped. Give each node its view with
 // Faults (Options.Network does it for Start).
 type Network struct {
-	mu    sync.Mutex
-	addrs map[string]string // gossip or peer address → node name
-	cut   map[[2]string]bool
+	mu      sync.Mutex
+	addrs   map[string]string // gossip or peer address → node name
+	peers   map[string]bool   // the peer addresses among addrs
+	cut     map[[2]string]bool
+	peerCut map[[2]string]bool // peer calls only
 }
 
 // NewNetwork returns a network with no cuts.
 func NewNetwork() *Network {
-	return &Network{addrs: map[string]string{}, cut: map[[2]string]bool{}}
+	return &Network{addrs: map[string]string{}, peers: map[string]bool{}, cut: map[[2]string]bool{}, peerCut: map[[2]string]bool{}}
 }
 
 // Faults returns the fault hook of the node called name.
@@ -29,6 +31,15 @@ func (n *Network) Register(nd *Node) {
 	defer n.mu.Unlock()
 	n.addrs[nd.GossipAddr()] = nd.Name()
 	n.addrs[nd.PeerAddr()] = nd.Name()
+	n.peers[nd.PeerAddr()] = true
+}
+
+// CutPeerCalls drops the peer gRPC calls from node from to node to, and
+// nothing else: gossip still flows.
+func (n *Network) CutPeerCalls(from, to string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.peerCut[[2]string{from, to}] = true
 }
 
 // Partition cuts every node in a from every node in b, both ways.
@@ -60,6 +71,7 @@ func (n *Network) Heal() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	clear(n.cut)
+	clear(n.peerCut)
 }
 
 type view struct {
@@ -70,5 +82,6 @@ type view struct {
 func (v view) Blocked(addr string) bool {
 	v.net.mu.Lock()
 	defer v.net.mu.Unlock()
-	return v.net.cut[[2]string{v.self, v.net.addrs[addr]}]
+	to := [2]string{v.self, v.net.addrs[addr]}
+	return v.net.cut[to] || v.net.peers[addr] && v.net.peerCut[to]
 }

@@ -354,9 +354,13 @@ func (*RevokeResponse) Descriptor() ([]byte, []int) {
 // GossipState is what a node adds to memberlist's push-pull exchange: its
 // most recent invalidations, so a node returning from a partition catches up
 // on what it missed. Bounded: recent entries only.
+// GossipState is what a node sends in memberlist's push-pull exchange (its
+// recent invalidations and revocations), and what it broadcasts (one of
+// them), so a node that missed a gRPC call catches up.
 type GossipState struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Invalidations []*Invalidation        `protobuf:"bytes,1,rep,name=invalidations,proto3" json:"invalidations,omitempty"`
+	Revocations   []*Revocation          `protobuf:"bytes,2,rep,name=revocations,proto3" json:"revocations,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -398,6 +402,66 @@ func (x *GossipState) GetInvalidations() []*Invalidation {
 	return nil
 }
 
+func (x *GossipState) GetRevocations() []*Revocation {
+	if x != nil {
+		return x.Revocations
+	}
+	return nil
+}
+
+type Revocation struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The watermark, unix nanoseconds.
+	BeforeUnixNanos int64 `protobuf:"fixed64,2,opt,name=before_unix_nanos,json=beforeUnixNanos,proto3" json:"before_unix_nanos,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Revocation) Reset() {
+	*x = Revocation{}
+	mi := &file_authnode_peer_v1_peer_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Revocation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Revocation) ProtoMessage() {}
+
+func (x *Revocation) ProtoReflect() protoreflect.Message {
+	mi := &file_authnode_peer_v1_peer_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
+func (*Revocation) Descriptor() ([]byte, []int) {
+	return file_authnode_peer_v1_peer_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Revocation) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *Revocation) GetBeforeUnixNanos() int64 {
+	if x != nil {
+		return x.BeforeUnixNanos
+	}
+	return 0
+}
+
 type Invalidation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
@@ -411,7 +475,7 @@ type Invalidation struct {
 
 func (x *Invalidation) Reset() {
 	*x = Invalidation{}
-	mi := &file_authnode_peer_v1_peer_proto_msgTypes[7]
+	mi := &file_authnode_peer_v1_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -423,7 +487,7 @@ func (x *Invalidation) String() string {
 func (*Invalidation) ProtoMessage() {}
 
 func (x *Invalidation) ProtoReflect() protoreflect.Message {
-	mi := &file_authnode_peer_v1_peer_proto_msgTypes[7]
+	mi := &file_authnode_peer_v1_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -436,7 +500,7 @@ func (x *Invalidation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Invalidation.ProtoReflect.Descriptor instead.
 func (*Invalidation) Descriptor() ([]byte, []int) {
-	return file_authnode_peer_v1_peer_proto_rawDescGZIP(), []int{7}
+	return file_authnode_peer_v1_peer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Invalidation) GetGroup() string {
@@ -491,9 +555,14 @@ const file_authnode_peer_v1_peer_proto_rawDesc = "" +
 	"\rRevokeRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12*\n" +
 	"\x11before_unix_nanos\x18\x02 \x01(\x10R\x0fbeforeUnixNanos\"\x10\n" +
-	"\x0eRevokeResponse\"S\n" +
+	"\x0eRevokeResponse\"\x93\x01\n" +
 	"\vGossipState\x12D\n" +
-	"\rinvalidations\x18\x01 \x03(\v2\x1e.authnode.peer.v1.InvalidationR\rinvalidations\"Z\n" +
+	"\rinvalidations\x18\x01 \x03(\v2\x1e.authnode.peer.v1.InvalidationR\rinvalidations\x12>\n" +
+	"\vrevocations\x18\x02 \x03(\v2\x1c.authnode.peer.v1.RevocationR\vrevocations\"Q\n" +
+	"\n" +
+	"Revocation\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12*\n" +
+	"\x11before_unix_nanos\x18\x02 \x01(\x10R\x0fbeforeUnixNanos\"Z\n" +
 	"\fInvalidation\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x10\n" +
@@ -517,7 +586,7 @@ func file_authnode_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_authnode_peer_v1_peer_proto_rawDescData
 }
 
-var file_authnode_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_authnode_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_authnode_peer_v1_peer_proto_goTypes = []any{
 	(*GetRequest)(nil),         // 0: authnode.peer.v1.GetRequest
 	(*GetResponse)(nil),        // 1: authnode.peer.v1.GetResponse
@@ -526,21 +595,23 @@ var file_authnode_peer_v1_peer_proto_goTypes = []any{
 	(*RevokeRequest)(nil),      // 4: authnode.peer.v1.RevokeRequest
 	(*RevokeResponse)(nil),     // 5: authnode.peer.v1.RevokeResponse
 	(*GossipState)(nil),        // 6: authnode.peer.v1.GossipState
-	(*Invalidation)(nil),       // 7: authnode.peer.v1.Invalidation
+	(*Revocation)(nil),         // 7: authnode.peer.v1.Revocation
+	(*Invalidation)(nil),       // 8: authnode.peer.v1.Invalidation
 }
 var file_authnode_peer_v1_peer_proto_depIdxs = []int32{
-	7, // 0: authnode.peer.v1.GossipState.invalidations:type_name -> authnode.peer.v1.Invalidation
-	0, // 1: authnode.peer.v1.Peer.Get:input_type -> authnode.peer.v1.GetRequest
-	2, // 2: authnode.peer.v1.Peer.Invalidate:input_type -> authnode.peer.v1.InvalidateRequest
-	4, // 3: authnode.peer.v1.Peer.Revoke:input_type -> authnode.peer.v1.RevokeRequest
-	1, // 4: authnode.peer.v1.Peer.Get:output_type -> authnode.peer.v1.GetResponse
-	3, // 5: authnode.peer.v1.Peer.Invalidate:output_type -> authnode.peer.v1.InvalidateResponse
-	5, // 6: authnode.peer.v1.Peer.Revoke:output_type -> authnode.peer.v1.RevokeResponse
-	4, // [4:7] is the sub-list for method output_type
-	1, // [1:4] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	8, // 0: authnode.peer.v1.GossipState.invalidations:type_name -> authnode.peer.v1.Invalidation
+	7, // 1: authnode.peer.v1.GossipState.revocations:type_name -> authnode.peer.v1.Revocation
+	0, // 2: authnode.peer.v1.Peer.Get:input_type -> authnode.peer.v1.GetRequest
+	2, // 3: authnode.peer.v1.Peer.Invalidate:input_type -> authnode.peer.v1.InvalidateRequest
+	4, // 4: authnode.peer.v1.Peer.Revoke:input_type -> authnode.peer.v1.RevokeRequest
+	1, // 5: authnode.peer.v1.Peer.Get:output_type -> authnode.peer.v1.GetResponse
+	3, // 6: authnode.peer.v1.Peer.Invalidate:output_type -> authnode.peer.v1.InvalidateResponse
+	5, // 7: authnode.peer.v1.Peer.Revoke:output_type -> authnode.peer.v1.RevokeResponse
+	5, // [5:8] is the sub-list for method output_type
+	2, // [2:5] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_authnode_peer_v1_peer_proto_init() }
@@ -554,7 +625,7 @@ func file_authnode_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_authnode_peer_v1_peer_proto_rawDesc), len(file_authnode_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
