@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -50,7 +51,9 @@ func watch(t *testing.T, s *Store) *feed {
 	go func() { done <- s.WatchChanges(ctx, 10*time.Millisecond, f.apply) }()
 	t.Cleanup(func() {
 		cancel()
-		_ = <-done
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("WatchChanges ended with %v", err)
+		}
 	})
 	f.waitFor(t, 0, auth.Change{All: true})
 	return f
