@@ -215,14 +215,14 @@ func (f *fakeInvalidate) fail(err error) {
 	f.err = err
 }
 
-// apiKeysRig is APIKeys over a fake source, a loader-backed key cache, a
-// users cache whose generations the test sets, and a logging invalidation.
+// apiKeysRig is APIKeys over a fake source (whose key is a hash), a
+// loader-backed owners cache, and a users cache whose entries (and the key
+// states in them) the test sets.
 type apiKeysRig struct {
 	clk   *fakeClock
 	src   *fakeSource
 	keys  *loaderCache
 	users *fakeUsers
-	inv   *fakeInvalidate
 	a     *APIKeys
 }
 
@@ -231,21 +231,20 @@ func newAPIKeysRig(t *testing.T) *apiKeysRig {
 	r := &apiKeysRig{clk: newFakeClock(now), users: &fakeUsers{entries: map[string]shard.Entry{}}}
 	r.src = newFakeSource(r.clk.Now)
 	r.keys = newLoaderCache(APIKeyLoader(r.src), r.clk.Now, 100)
-	r.inv = &fakeInvalidate{src: r.src, caches: map[string]*loaderCache{GroupAPIKeys: r.keys}}
-	r.a = NewAPIKeys(r.keys, newTestAuthorizer(t, r.users), r.inv.invalidate, r.clk.Now)
+	r.a = NewAPIKeys(r.keys, newTestAuthorizer(t, r.users), r.clk.Now)
 	r.users.set("alice", 1, storedPolicy{Found: true})
 	return r
 }
 
-// invalidations returns the logged invalidation calls.
-func (r *apiKeysRig) invalidations() []string {
-	var out []string
-	for _, c := range r.src.calls() {
-		if strings.HasPrefix(c, "invalidate ") {
-			out = append(out, c)
-		}
+// give stores key for rec's user in the source and, in the user's cached
+// policy p (at gen), the key's state.
+func (r *apiKeysRig) give(key string, rec APIKeyRecord, gen int, p storedPolicy) {
+	r.src.setKey(key, rec)
+	if p.Keys == nil {
+		p.Keys = map[string]storedKey{}
 	}
-	return out
+	p.Keys[KeyHash(key)] = newStoredKey(rec)
+	r.users.set(rec.UserID, hlc.Gen(gen), p)
 }
 
 // checkNoPlaintext fails when err quotes the key.
@@ -282,19 +281,23 @@ func TestAPIKeyVerify(t *testing.T) {
 		{name: "expired", key: key, rec: &APIKeyRecord{UserID: "alice", ExpiresAt: now.Add(-time.Second)}, user: &storedPolicy{Found: true}, wantCode: KeyExpired},
 		{name: "expires right now", key: key, rec: &APIKeyRecord{UserID: "alice", ExpiresAt: now}, user: &storedPolicy{Found: true}, wantCode: KeyExpired},
 		{name: "user disabled", key: key, rec: &APIKeyRecord{UserID: "alice"}, user: &storedPolicy{Found: true, Disabled: true}, wantCode: KeyUserDisabled},
-		{name: "unknown user", key: key, rec: &APIKeyRecord{UserID: "ghost"}, wantCode: KeyUserDisabled},
-		{name: "record without a user", key: key, rec: &APIKeyRecord{UserID: ""}, wantCode: KeyUserDisabled},
+		{name: "unknown user", key: key, rec: &APIKeyRecord{UserID: "ghost"}, wantCode: KeyInvalid},
+		{name: "record without a user", key: key, rec: &APIKeyRecord{UserID: ""}, wantCode: KeyInvalid},
+		{name: "key no longer in its user's policy", key: key, rec: &APIKeyRecord{UserID: "bob"}, user: &storedPolicy{Found: true}, wantCode: KeyInvalid},
 		{name: "empty key", key: "", wantCode: KeyInvalid, noLookup: true},
 		{name: "key over 1024 bytes", key: long + "k", rec: &APIKeyRecord{UserID: "alice"}, user: &storedPolicy{Found: true}, wantCode: KeyInvalid, noLookup: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r := newAPIKeysRig(t)
-			if tc.rec != nil {
+			switch {
+			case tc.rec != nil && tc.user != nil && tc.rec.UserID == "bob":
 				r.src.setKey(tc.key, *tc.rec)
-				if tc.user != nil && tc.rec.UserID != "" {
-					r.users.set(tc.rec.UserID, 1, *tc.user)
-				}
+				r.users.set("bob", 1, *tc.user) // bob's policy lacks the key
+			case tc.rec != nil && tc.user != nil:
+				r.give(tc.key, *tc.rec, 1, *tc.user)
+			case tc.rec != nil:
+				r.src.setKey(tc.key, *tc.rec)
 			}
 			info, err := r.a.Verify(context.Background(), tc.key)
 			checkNoPlaintext(t, err, tc.key)
@@ -325,79 +328,45 @@ func TestAPIKeyVerify(t *testing.T) {
 			if !slices.Equal(asked, []string{KeyHash(tc.key)}) {
 				t.Fatalf("cache keys asked %v, want only the key's hash", asked)
 			}
-			if len(r.invalidations()) != 0 {
-				t.Fatalf("invalidations %v with no user change", r.invalidations())
-			}
 		})
 	}
 }
 
-// TestAPIKeyReloadsWhenUserIsNewer: a key record cached before its user's
-// entry changed is dropped everywhere (once) and read again; a record newer
-// than the user is used as cached.
-func TestAPIKeyReloadsWhenUserIsNewer(t *testing.T) {
+// TestAPIKeyFollowsItsUser: a key's state is read from its user's cached
+// policy on every call, so a new entry of the user (after InvalidateUser
+// or the change feed) decides at once: revoked, disabled, moved away; and
+// the owners cache is never consulted for the state.
+func TestAPIKeyFollowsItsUser(t *testing.T) {
 	t.Parallel()
-	const key = "ak_live_reload"
-	hash := KeyHash(key)
+	const key = "ak_live_follow"
 	ctx := context.Background()
 	for _, tc := range []struct {
-		name     string
-		change   func(r *apiKeysRig) // applied to the source after the key was cached
-		userGen  func(keyGen hlc.Gen) hlc.Gen
-		user     storedPolicy
-		wantCode string // "" accepted
-		reloads  int
+		name string
+		next func(r *apiKeysRig)
+		want string
 	}{
-		{"user older than the record: cached record used", func(r *apiKeysRig) { r.src.setKey(key, APIKeyRecord{UserID: "alice", Revoked: true}) },
-			func(g hlc.Gen) hlc.Gen { return g - 1 }, storedPolicy{Found: true}, "", 0},
-		{"same generation: cached record used", func(r *apiKeysRig) { r.src.setKey(key, APIKeyRecord{UserID: "alice", Revoked: true}) },
-			func(g hlc.Gen) hlc.Gen { return g }, storedPolicy{Found: true}, "", 0},
-		{"user newer, key revoked meanwhile", func(r *apiKeysRig) { r.src.setKey(key, APIKeyRecord{UserID: "alice", Revoked: true}) },
-			func(g hlc.Gen) hlc.Gen { return g + 1 }, storedPolicy{Found: true}, KeyRevoked, 1},
-		{"user newer, key deleted meanwhile", func(r *apiKeysRig) { r.src.mu.Lock(); delete(r.src.keys, hash); r.src.mu.Unlock() },
-			func(g hlc.Gen) hlc.Gen { return g + 1 }, storedPolicy{Found: true}, KeyInvalid, 1},
-		{"user newer, key moved to a disabled user", func(r *apiKeysRig) { r.src.setKey(key, APIKeyRecord{UserID: "bob"}) },
-			func(g hlc.Gen) hlc.Gen { return g + 1 }, storedPolicy{Found: true}, KeyUserDisabled, 1},
-		{"user newer and disabled", func(*apiKeysRig) {},
-			func(g hlc.Gen) hlc.Gen { return g + 1 }, storedPolicy{Found: true, Disabled: true}, KeyUserDisabled, 1},
-		{"user newer, nothing else changed", func(*apiKeysRig) {},
-			func(g hlc.Gen) hlc.Gen { return g + 1 }, storedPolicy{Found: true}, "", 1},
+		{"revoked", func(r *apiKeysRig) { r.give(key, APIKeyRecord{UserID: "alice", Revoked: true}, 2, storedPolicy{Found: true}) }, KeyRevoked},
+		{"user disabled", func(r *apiKeysRig) {
+			r.give(key, APIKeyRecord{UserID: "alice"}, 2, storedPolicy{Found: true, Disabled: true})
+		}, KeyUserDisabled},
+		{"key deleted", func(r *apiKeysRig) { r.users.set("alice", 2, storedPolicy{Found: true}) }, KeyInvalid},
+		{"expired now", func(r *apiKeysRig) {
+			r.give(key, APIKeyRecord{UserID: "alice", ExpiresAt: now}, 2, storedPolicy{Found: true})
+		}, KeyExpired},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r := newAPIKeysRig(t)
-			r.src.setKey(key, APIKeyRecord{UserID: "alice", Name: "ci"})
-			r.users.set("bob", 1, storedPolicy{Found: true, Disabled: true})
+			r.give(key, APIKeyRecord{UserID: "alice", Name: "ci"}, 1, storedPolicy{Found: true})
 			if _, err := r.a.Verify(ctx, key); err != nil {
 				t.Fatal(err)
 			}
-			cached, ok := r.keys.entry(hash)
-			if !ok {
-				t.Fatal("the key record was not cached")
+			tc.next(r)
+			if _, err := r.a.Verify(ctx, key); keyCode(err) != tc.want {
+				t.Fatalf("after the user's entry changed: %v, want %s", err, tc.want)
 			}
-			tc.change(r)
-			r.users.set("alice", tc.userGen(cached.Gen), tc.user)
-			_, err := r.a.Verify(ctx, key)
-			checkNoPlaintext(t, err, key)
-			if code := keyCode(err); code != tc.wantCode || err != nil && code == "" {
-				t.Fatalf("Verify: %v, want %q", err, tc.wantCode)
-			}
-			want := slices.Repeat([]string{"invalidate " + GroupAPIKeys + " " + hash}, tc.reloads)
-			if got := r.invalidations(); !slices.Equal(got, want) {
-				t.Fatalf("invalidations %v, want %v", got, want)
-			}
-			if tc.reloads == 0 {
-				return
-			}
-			// The invalidation comes before the re-read, and the re-read
-			// record is newer than the user: no further reloads.
-			calls := r.src.calls()
-			if i := slices.Index(calls, want[0]); i < 0 || !slices.Contains(calls[i:], "APIKey "+hash) {
-				t.Fatalf("calls %v: the record was not read again after the invalidation", calls)
-			}
-			_, _ = r.a.Verify(ctx, key)
-			if got := r.invalidations(); len(got) != 1 {
-				t.Fatalf("invalidations after a second Verify: %v", got)
+			if calls := r.src.calls(); len(calls) != 1 {
+				t.Fatalf("source calls %v: the key's owner is read once", calls)
 			}
 		})
 	}
@@ -432,16 +401,12 @@ func TestAPIKeyUnavailable(t *testing.T) {
 			r.keys.mu.Unlock()
 		}, ErrUnavailable},
 		{"users cache failing", func(r *apiKeysRig) { r.users.err = shard.ErrSourceFailed }, ErrUnavailable},
-		{"invalidation fails on a reload", func(r *apiKeysRig) {
-			r.users.set("alice", 1<<40, storedPolicy{Found: true})
-			r.inv.fail(errors.New("owner did not acknowledge"))
-		}, ErrUnavailable},
 		{"caller cancelled", func(r *apiKeysRig) { r.src.fail(context.Canceled) }, context.Canceled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r := newAPIKeysRig(t)
-			r.src.setKey(key, APIKeyRecord{UserID: "alice"})
+			r.give(key, APIKeyRecord{UserID: "alice"}, 1, storedPolicy{Found: true})
 			tc.breakIt(r)
 			info, err := r.a.Verify(ctx, key)
 			if !errors.Is(err, tc.want) || keyCode(err) != "" || info.UserID != "" {
@@ -453,7 +418,8 @@ func TestAPIKeyUnavailable(t *testing.T) {
 }
 
 // TestAPIKeyLoaderCachesUnknownKeys: the loader turns "not found" into a
-// cacheable value, so made-up keys are read from the source once.
+// value cached for a few seconds, so made-up keys are read from the source
+// once, and a key created since is found soon.
 func TestAPIKeyLoaderCachesUnknownKeys(t *testing.T) {
 	t.Parallel()
 	r := newAPIKeysRig(t)
@@ -466,9 +432,9 @@ func TestAPIKeyLoaderCachesUnknownKeys(t *testing.T) {
 		t.Fatalf("source calls %v, want one", calls)
 	}
 	v, err := APIKeyLoader(r.src).Load(context.Background(), KeyHash("made-up"))
-	var k storedKey
-	if err != nil || json.Unmarshal(v.Bytes, &k) != nil || k.Found {
-		t.Fatalf("loader: %s, %v", v.Bytes, err)
+	var k keyOwner
+	if err != nil || json.Unmarshal(v.Bytes, &k) != nil || k.Found || v.TTL != unknownKeyTTL {
+		t.Fatalf("loader: %s (TTL %v), %v", v.Bytes, v.TTL, err)
 	}
 	if strings.Contains(string(v.Bytes), "made-up") {
 		t.Fatalf("the loaded value quotes the key: %s", v.Bytes)

@@ -37,17 +37,35 @@ func UserLoader(src Source) shard.Loader {
 		if err != nil {
 			return shard.Value{}, err
 		}
-		b, err := json.Marshal(storedPolicy{Found: p.Found, Disabled: p.Disabled, RevokedBefore: p.TokensRevokedBefore.UnixNano(), Permissions: p.Permissions})
+		sp := storedPolicy{Found: p.Found, Disabled: p.Disabled, Permissions: p.Permissions}
+		if !p.TokensRevokedBefore.IsZero() {
+			sp.RevokedBefore = p.TokensRevokedBefore.UnixNano()
+		}
+		for hash, k := range p.APIKeys {
+			if sp.Keys == nil {
+				sp.Keys = map[string]storedKey{}
+			}
+			sp.Keys[hash] = newStoredKey(k)
+		}
+		b, err := json.Marshal(sp)
 		return shard.Value{Bytes: b}, err
 	})
 }
 
 // storedPolicy is a user's policy as the cache holds it.
 type storedPolicy struct {
-	Found         bool         `json:"found"`
-	Disabled      bool         `json:"disabled,omitempty"`
-	RevokedBefore int64        `json:"revoked_before,omitempty"`
-	Permissions   []Permission `json:"permissions,omitempty"`
+	Found         bool                 `json:"found"`
+	Disabled      bool                 `json:"disabled,omitempty"`
+	RevokedBefore int64                `json:"revoked_before,omitempty"`
+	Permissions   []Permission         `json:"permissions,omitempty"`
+	Keys          map[string]storedKey `json:"keys,omitempty"` // by hash
+}
+
+// userState is a user's policy as each node uses it: the compiled set and
+// the API keys.
+type userState struct {
+	set  *PermissionSet
+	keys map[string]storedKey
 }
 
 // Authorizer decides "may user U do action A on resource R" from the user's
@@ -56,18 +74,20 @@ type storedPolicy struct {
 // (after an invalidation) never meets an old memo.
 type Authorizer struct {
 	users Cache
-	sets  *ristretto.Cache[string, *PermissionSet] // user + generation → compiled set
+	sets  *ristretto.Cache[string, *userState]     // user + generation → compiled state
 	memo  *ristretto.Cache[string, bool]           // user + generation + request → decision
 	off   bool                                     // cache mode off: no memo
+	marks *Watermarks                              // raised from loaded policies; may be nil
 }
 
 // NewAuthorizer returns an authorizer over users with memoBytes of memory
 // for compiled sets and decisions. With memoBytes 0 nothing is memoised
-// (cache mode off).
-func NewAuthorizer(users Cache, memoBytes int64) (*Authorizer, error) {
+// (cache mode off). A loaded policy's token watermark is raised in marks
+// (when not nil): one more way a revocation reaches this node.
+func NewAuthorizer(users Cache, memoBytes int64, marks *Watermarks) (*Authorizer, error) {
 	off := memoBytes <= 0
 	memoBytes = max(memoBytes, 1<<20)
-	sets, err := ristretto.NewCache(&ristretto.Config[string, *PermissionSet]{NumCounters: 1e5, MaxCost: memoBytes / 2, BufferItems: 64})
+	sets, err := ristretto.NewCache(&ristretto.Config[string, *userState]{NumCounters: 1e5, MaxCost: memoBytes / 2, BufferItems: 64})
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +96,7 @@ func NewAuthorizer(users Cache, memoBytes int64) (*Authorizer, error) {
 		sets.Close()
 		return nil, err
 	}
-	return &Authorizer{users: users, sets: sets, memo: memo, off: off}, nil
+	return &Authorizer{users: users, sets: sets, memo: memo, off: off, marks: marks}, nil
 }
 
 // Clear drops every memoised set and decision.
@@ -108,11 +128,11 @@ func (a *Authorizer) Authorize(ctx context.Context, userID, resource, action str
 	if allowed, ok := a.memo.Get(key); ok && !a.off {
 		return allowed, nil
 	}
-	set, err := a.compiled(memoKey(userID, gen, "", "", nil), e.Value)
+	st, err := a.state(userID, gen, e.Value)
 	if err != nil {
 		return false, err
 	}
-	allowed := set.Allows(resource, action, conditions)
+	allowed := st.set.Allows(resource, action, conditions)
 	if !a.off {
 		a.memo.SetWithTTL(key, allowed, int64(len(key)+16), time.Until(e.Expires))
 	}
@@ -128,48 +148,57 @@ func (a *Authorizer) entry(ctx context.Context, userID string) (shard.Entry, err
 	return e, nil
 }
 
-// userSet returns the user's compiled permission set and its entry. An
-// unknown or malformed user id gets the empty, denying set.
-func (a *Authorizer) userSet(ctx context.Context, userID string) (*PermissionSet, shard.Entry, error) {
+// userState returns the user's state. An unknown or malformed user id gets
+// the empty, denying state.
+func (a *Authorizer) userState(ctx context.Context, userID string) (*userState, error) {
 	if shard.CheckKey(userID) != nil {
-		return denyAll, shard.Entry{}, nil
+		return denyAll, nil
 	}
 	e, err := a.entry(ctx, userID)
 	if err != nil {
-		return nil, e, err
+		return nil, err
 	}
-	set, err := a.compiled(memoKey(userID, strconv.FormatUint(uint64(e.Gen), 36), "", "", nil), e.Value)
-	return set, e, err
+	return a.state(userID, strconv.FormatUint(uint64(e.Gen), 36), e.Value)
 }
 
-// denyAll is the set of an unknown user.
-var denyAll = &PermissionSet{disabled: true}
+// denyAll is the state of an unknown user.
+var denyAll = &userState{set: &PermissionSet{disabled: true}}
 
-func (a *Authorizer) compiled(key string, value []byte) (*PermissionSet, error) {
-	if set, ok := a.sets.Get(key); ok && !a.off {
-		return set, nil
+// state decodes and compiles a user's cached policy, once per generation on
+// this node.
+func (a *Authorizer) state(userID, gen string, value []byte) (*userState, error) {
+	key := memoKey(userID, gen, "", "", nil)
+	if st, ok := a.sets.Get(key); ok && !a.off {
+		return st, nil
 	}
 	var p storedPolicy
 	if err := json.Unmarshal(value, &p); err != nil {
 		return nil, fmt.Errorf("%w: cached policy: %w", ErrUnavailable, err)
 	}
-	perms := p.Permissions
 	if !p.Found {
-		perms = nil
+		return denyAll, nil
 	}
-	set, err := Compile(p.Disabled || !p.Found, perms)
-	if err != nil {
-		// A stored permission that does not compile grants nothing; the
-		// rest of the user's permissions still apply.
-		set, _ = Compile(p.Disabled, slices.DeleteFunc(slices.Clone(perms), func(perm Permission) bool {
-			_, e := Compile(false, []Permission{perm})
-			return e != nil
-		}))
+	if a.marks != nil && p.RevokedBefore > 0 {
+		a.marks.Raise(userID, time.Unix(0, p.RevokedBefore))
 	}
+	st := &userState{set: compileLenient(p.Disabled, p.Permissions), keys: p.Keys}
 	if !a.off {
-		a.sets.Set(key, set, int64(len(value)+len(key)))
+		a.sets.Set(key, st, int64(len(value)+len(key)))
 	}
-	return set, nil
+	return st, nil
+}
+
+// compileLenient compiles perms; a stored permission that does not compile
+// grants nothing, and the rest still apply.
+func compileLenient(disabled bool, perms []Permission) *PermissionSet {
+	if set, err := Compile(disabled, perms); err == nil {
+		return set
+	}
+	set, _ := Compile(disabled, slices.DeleteFunc(slices.Clone(perms), func(perm Permission) bool {
+		_, e := Compile(false, []Permission{perm})
+		return e != nil
+	}))
+	return set
 }
 
 // memoKey identifies a decision exactly: user, generation, resource,

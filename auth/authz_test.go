@@ -36,7 +36,7 @@ func (f *fakeUsers) set(user string, gen hlc.Gen, p storedPolicy) {
 
 func newTestAuthorizer(t *testing.T, users Cache) *Authorizer {
 	t.Helper()
-	a, err := NewAuthorizer(users, 1<<20)
+	a, err := NewAuthorizer(users, 1<<20, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestMemoKeysAreUnambiguous(t *testing.T) {
 func BenchmarkAuthorizeMemoised(b *testing.B) {
 	users := &fakeUsers{entries: map[string]shard.Entry{}}
 	users.set("u", 1, storedPolicy{Found: true, Permissions: []Permission{{Resource: "orgs:*:docs:**", Action: "read"}}})
-	a, err := NewAuthorizer(users, 1<<24)
+	a, err := NewAuthorizer(users, 1<<24, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func BenchmarkAuthorizeMemoised(b *testing.B) {
 func BenchmarkAuthorizeUncached(b *testing.B) {
 	users := &fakeUsers{entries: map[string]shard.Entry{}}
 	users.set("u", 1, storedPolicy{Found: true, Permissions: []Permission{{Resource: "orgs:*:docs:**", Action: "read"}}})
-	a, err := NewAuthorizer(users, 1<<24)
+	a, err := NewAuthorizer(users, 1<<24, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -56,6 +56,10 @@ func SessionLoader(src Source, now func() time.Time) shard.Loader {
 	})
 }
 
+// InvalidateFunc drops key of a cache group on every member, its owner
+// first; it fails when the owner did not acknowledge. The node provides it.
+type InvalidateFunc func(ctx context.Context, group, key string) error
+
 // Sessions reads sessions through the cluster cache and writes them to the
 // source first, then drops the cached copy on every member (owner first),
 // so the next read anywhere sees the write.

@@ -11,8 +11,8 @@ import (
 // concurrent use; an error means the source could not answer (an unknown
 // user or key is not an error, see the Found fields).
 type Source interface {
-	// UserPolicy returns a user's disabled flag, token watermark and the
-	// permissions of all its roles.
+	// UserPolicy returns a user's disabled flag, token watermark, the
+	// permissions of all its roles and its API keys.
 	UserPolicy(ctx context.Context, userID string) (UserPolicy, error)
 	// APIKey looks a key up by the hex SHA-256 of its plaintext.
 	APIKey(ctx context.Context, keySHA256 string) (APIKeyRecord, error)
@@ -35,6 +35,9 @@ type UserPolicy struct {
 	Disabled            bool
 	TokensRevokedBefore time.Time // zero: never revoked
 	Permissions         []Permission
+	// APIKeys are the user's keys by hex SHA-256: a key's state lives in
+	// its user's entry, so invalidating the user reaches its keys.
+	APIKeys map[string]APIKeyRecord
 }
 
 // APIKeyRecord is a stored API key; the plaintext is never stored.

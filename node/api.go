@@ -48,6 +48,14 @@ func (n *Node) RevokeTokens(ctx context.Context, userID string, before time.Time
 	if err != nil {
 		return transport.Revocation{}, sourceErr(err)
 	}
+	acks := n.raiseEverywhere(ctx, userID, mark)
+	n.log.Info("tokens revoked", "user", userID, "before", mark, "acknowledged", acks.Acknowledged, "members", acks.Members)
+	return transport.Revocation{Acks: acks, Watermark: mark.UTC()}, nil
+}
+
+// raiseEverywhere raises userID's watermark to mark here and on every
+// member, by direct call and by gossip.
+func (n *Node) raiseEverywhere(ctx context.Context, userID string, mark time.Time) transport.Acks {
 	acks, _ := n.fanOut(ctx, "", func(ctx context.Context, member string) error {
 		if member == n.cfg.Name {
 			n.auth.marks.Raise(userID, mark)
@@ -56,8 +64,22 @@ func (n *Node) RevokeTokens(ctx context.Context, userID string, before time.Time
 		return n.pool.Revoke(ctx, member, userID, mark)
 	})
 	n.broadcast(transport.GossipState{Revocations: map[string]time.Time{userID: mark}})
-	n.log.Info("tokens revoked", "user", userID, "before", mark, "acknowledged", acks.Acknowledged, "members", acks.Members)
-	return transport.Revocation{Acks: acks, Watermark: mark.UTC()}, nil
+	return acks
+}
+
+// pushWatermark reads userID's watermark from the source and, when it has
+// one, raises it everywhere: disabling a user revokes its tokens in the
+// source, and every node must honour that at once, not at its next read.
+func (n *Node) pushWatermark(ctx context.Context, userID string) {
+	p, err := n.cfg.Source.UserPolicy(ctx, userID)
+	if err != nil {
+		n.log.Warn("reading a user's watermark", "user", userID, "err", err)
+		n.syncWatermarksSoon()
+		return
+	}
+	if !p.TokensRevokedBefore.IsZero() && n.auth.marks.Get(userID).Before(p.TokensRevokedBefore) {
+		n.raiseEverywhere(ctx, userID, p.TokensRevokedBefore)
+	}
 }
 
 // Authorize reports whether userID may do action on resource (see
@@ -114,6 +136,7 @@ func (n *Node) InvalidateUser(ctx context.Context, userID string) (transport.Ack
 		return transport.Acks{}, err
 	}
 	acks, _ := n.invalidateKeys(ctx, userID, auth.GroupUsers, auth.GroupSessions)
+	n.pushWatermark(ctx, userID)
 	n.log.Info("user invalidated", "user", userID, "acknowledged", acks.Acknowledged, "members", acks.Members)
 	return acks, nil
 }

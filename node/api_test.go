@@ -3,12 +3,14 @@ package node_test
 import (
 	"context"
 	"crypto/ed25519"
+	"database/sql"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -340,4 +342,69 @@ func TestNotReadyUntilWatermarksLoad(t *testing.T) {
 	}
 	src.down.Store(false)
 	waitReady(t, nodes[0])
+}
+
+// TestInvalidateUserReachesKeysAndTokens: with the change feed and the
+// periodic watermark read too slow to help, and every node's clock
+// different, InvalidateUser after a key is revoked and the user disabled in
+// the source makes every node refuse the key and the user's tokens at once.
+func TestInvalidateUserReachesKeysAndTokens(t *testing.T) {
+	s := newSigner(t)
+	path := filepath.Join(t.TempDir(), "authnode.db")
+	src, err := store.Open(context.Background(), "sqlite://"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = src.Close() })
+	importPolicy(t, src, clusterPolicy+"api_keys:\n  - {key: ak_test_alice_0123456789, user: alice, name: ci}\n  - {key: ak_test_carol_0123456789, user: carol, name: ci}\n", false)
+	v := s.validator(t)
+	nodes := nodetest.Start(t, 3, nodetest.Options{Config: func(i int, cfg *node.Config) {
+		cfg.Source, cfg.Validator = src, v
+		cfg.ChangePoll, cfg.WatermarkSync = time.Hour, time.Hour
+		skew := time.Duration(i) * 300 * time.Millisecond
+		cfg.Now = func() time.Time { return time.Now().Add(skew) }
+	}})
+	ctx := context.Background()
+	token := s.token(t, "alice", time.Now().Add(-time.Minute))
+	for _, n := range nodes {
+		for _, key := range []string{"ak_test_alice_0123456789", "ak_test_carol_0123456789"} {
+			if _, err := n.VerifyAPIKey(ctx, key); err != nil {
+				t.Fatalf("%s: %v", n.Name(), err)
+			}
+		}
+		if _, err := n.ValidateToken(ctx, token); err != nil {
+			t.Fatalf("%s: %v", n.Name(), err)
+		}
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mustExec(t, db, `UPDATE api_keys SET revoked = TRUE WHERE user_id = 'carol'`)
+	importPolicy(t, src, "users:\n  - {id: alice, roles: [editor], disabled: true}\n", false) // disabling revokes tokens
+	for i, u := range []string{"carol", "alice"} {
+		if acks, err := nodes[i].InvalidateUser(ctx, u); err != nil || acks.Acknowledged != 3 {
+			t.Fatalf("InvalidateUser(%s) = %+v, %v", u, acks, err)
+		}
+	}
+	for _, n := range nodes {
+		if _, err := n.VerifyAPIKey(ctx, "ak_test_carol_0123456789"); keyErrCode(err) != auth.KeyRevoked {
+			t.Fatalf("%s: a revoked key: %v", n.Name(), err)
+		}
+		if _, err := n.VerifyAPIKey(ctx, "ak_test_alice_0123456789"); keyErrCode(err) != auth.KeyUserDisabled {
+			t.Fatalf("%s: a disabled user's key: %v", n.Name(), err)
+		}
+		if _, err := n.ValidateToken(ctx, token); auth.ErrorCode(err) != auth.CodeRevoked {
+			t.Fatalf("%s: a disabled user's token: %v", n.Name(), err)
+		}
+	}
+}
+
+func keyErrCode(err error) string {
+	var ke *auth.KeyError
+	if errors.As(err, &ke) {
+		return ke.Code
+	}
+	return ""
 }

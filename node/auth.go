@@ -60,12 +60,12 @@ func (n *Node) startAuth() error {
 	if n.cfg.CacheMode == ModeOff {
 		memo = 0
 	}
-	a, err := auth.NewAuthorizer(n.authCache(auth.GroupUsers), memo)
+	a, err := auth.NewAuthorizer(n.authCache(auth.GroupUsers), memo, n.auth.marks)
 	if err != nil {
 		return err
 	}
 	n.auth.authz = a
-	n.auth.keys = auth.NewAPIKeys(n.authCache(auth.GroupAPIKeys), a, n.invalidateKey, n.cfg.Now)
+	n.auth.keys = auth.NewAPIKeys(n.authCache(auth.GroupAPIKeys), a, n.cfg.Now)
 	n.auth.sessions = auth.NewSessions(n.authCache(auth.GroupSessions), n.cfg.Source, n.invalidateKey, n.cfg.Now)
 	return nil
 }

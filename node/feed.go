@@ -61,18 +61,19 @@ func (n *Node) applyChange(ctx context.Context, feed changeFeed, c auth.Change, 
 }
 
 // userChanged drops userID's policy here and, on its owner, everywhere;
-// its watermark may have moved too, so the watermarks are read again soon.
+// its watermark may have moved too, so the owner pushes it.
 func (n *Node) userChanged(ctx context.Context, userID string) {
 	if checkUser(userID) != nil {
 		return
 	}
 	n.cache.Group(auth.GroupUsers).Invalidate(userID, n.clock.Now())
-	if n.route().Owner(userID) == n.cfg.Name {
-		if acks, err := n.invalidateKeys(ctx, userID, auth.GroupUsers); err != nil || acks.Acknowledged < acks.Members {
-			n.log.Warn("change feed: not every member acknowledged", "acknowledged", acks.Acknowledged, "members", acks.Members)
-		}
+	if n.route().Owner(userID) != n.cfg.Name {
+		return
 	}
-	n.syncWatermarksSoon()
+	if acks, err := n.invalidateKeys(ctx, userID, auth.GroupUsers); err != nil || acks.Acknowledged < acks.Members {
+		n.log.Warn("change feed: not every member acknowledged", "acknowledged", acks.Acknowledged, "members", acks.Members)
+	}
+	n.pushWatermark(ctx, userID)
 }
 
 // everythingChanged drops every entry of every group here and, with

@@ -58,27 +58,65 @@ func (s *Store) UserPolicy(ctx context.Context, userID string) (auth.UserPolicy,
 		}
 		p.Permissions = append(p.Permissions, perm)
 	}
-	return p, rows.Err()
+	if err := rows.Err(); err != nil {
+		return p, fmt.Errorf("store: user policy: %w", err)
+	}
+	p.APIKeys, err = s.userKeys(ctx, userID)
+	return p, err
+}
+
+// userKeys returns a user's API keys by hash.
+func (s *Store) userKeys(ctx context.Context, userID string) (map[string]auth.APIKeyRecord, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT key_sha256, user_id, name, scopes, expires_at, revoked FROM api_keys WHERE user_id = ?`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("store: user keys: %w", err)
+	}
+	defer rows.Close()
+	var keys map[string]auth.APIKeyRecord
+	for rows.Next() {
+		var hash string
+		r, err := scanKey(rows, &hash)
+		if err != nil {
+			return nil, fmt.Errorf("store: user keys: %w", err)
+		}
+		if keys == nil {
+			keys = map[string]auth.APIKeyRecord{}
+		}
+		keys[hash] = r
+	}
+	return keys, rows.Err()
+}
+
+// scanKey reads one api_keys row (key_sha256 when hash is not nil, then
+// user_id, name, scopes, expires_at, revoked).
+func scanKey(row interface{ Scan(...any) error }, hash *string) (auth.APIKeyRecord, error) {
+	var r auth.APIKeyRecord
+	var scopes string
+	var expires int64
+	dest := []any{&r.UserID, &r.Name, &scopes, &expires, &r.Revoked}
+	if hash != nil {
+		dest = append([]any{hash}, dest...)
+	}
+	if err := row.Scan(dest...); err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal([]byte(scopes), &r.Scopes); err != nil {
+		return r, fmt.Errorf("scopes: %w", err)
+	}
+	r.Found, r.ExpiresAt = true, fromNanos(expires)
+	return r, nil
 }
 
 // APIKey implements auth.Source.
 func (s *Store) APIKey(ctx context.Context, keySHA256 string) (auth.APIKeyRecord, error) {
 	s.count(KindAPIKey)
-	var r auth.APIKeyRecord
-	var scopes string
-	var expires int64
-	err := s.db.QueryRowContext(ctx, `SELECT user_id, name, scopes, expires_at, revoked FROM api_keys WHERE key_sha256 = ?`, keySHA256).
-		Scan(&r.UserID, &r.Name, &scopes, &expires, &r.Revoked)
+	r, err := scanKey(s.db.QueryRowContext(ctx, `SELECT user_id, name, scopes, expires_at, revoked FROM api_keys WHERE key_sha256 = ?`, keySHA256), nil)
 	if errors.Is(err, sql.ErrNoRows) {
 		return auth.APIKeyRecord{}, nil
 	}
 	if err != nil {
 		return r, fmt.Errorf("store: api key: %w", err)
 	}
-	if err := json.Unmarshal([]byte(scopes), &r.Scopes); err != nil {
-		return r, fmt.Errorf("store: api key: scopes: %w", err)
-	}
-	r.Found, r.ExpiresAt = true, fromNanos(expires)
 	return r, nil
 }
 
