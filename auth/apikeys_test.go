@@ -172,13 +172,6 @@ func (c *loaderCache) drop(key string) {
 	delete(c.entries, key)
 }
 
-func (c *loaderCache) entry(key string) (shard.Entry, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.entries[key]
-	return e, ok
-}
-
 func (c *loaderCache) asked() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -345,7 +338,9 @@ func TestAPIKeyFollowsItsUser(t *testing.T) {
 		next func(r *apiKeysRig)
 		want string
 	}{
-		{"revoked", func(r *apiKeysRig) { r.give(key, APIKeyRecord{UserID: "alice", Revoked: true}, 2, storedPolicy{Found: true}) }, KeyRevoked},
+		{"revoked", func(r *apiKeysRig) {
+			r.give(key, APIKeyRecord{UserID: "alice", Revoked: true}, 2, storedPolicy{Found: true})
+		}, KeyRevoked},
 		{"user disabled", func(r *apiKeysRig) {
 			r.give(key, APIKeyRecord{UserID: "alice"}, 2, storedPolicy{Found: true, Disabled: true})
 		}, KeyUserDisabled},

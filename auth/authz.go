@@ -74,10 +74,10 @@ type userState struct {
 // (after an invalidation) never meets an old memo.
 type Authorizer struct {
 	users Cache
-	sets  *ristretto.Cache[string, *userState]     // user + generation → compiled state
-	memo  *ristretto.Cache[string, bool]           // user + generation + request → decision
-	off   bool                                     // cache mode off: no memo
-	marks *Watermarks                              // raised from loaded policies; may be nil
+	sets  *ristretto.Cache[string, *userState] // user + generation → compiled state
+	memo  *ristretto.Cache[string, bool]       // user + generation + request → decision
+	off   bool                                 // cache mode off: no memo
+	marks *Watermarks                          // raised from loaded policies; may be nil
 }
 
 // NewAuthorizer returns an authorizer over users with memoBytes of memory

@@ -3,8 +3,8 @@ package node_test
 import (
 	"context"
 	"crypto/ed25519"
-	"database/sql"
 	"crypto/rand"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
