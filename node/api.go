@@ -56,7 +56,7 @@ func (n *Node) RevokeTokens(ctx context.Context, userID string, before time.Time
 // raiseEverywhere raises userID's watermark to mark here and on every
 // member, by direct call and by gossip.
 func (n *Node) raiseEverywhere(ctx context.Context, userID string, mark time.Time) transport.Acks {
-	acks, _ := n.fanOut(ctx, "", func(ctx context.Context, member string) error {
+	acks, _ := n.fanOut(ctx, "", func(ctx context.Context, member string, _ error) error {
 		if member == n.cfg.Name {
 			n.auth.marks.Raise(userID, mark)
 			return nil

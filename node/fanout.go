@@ -4,22 +4,27 @@ import (
 	"context"
 	"sync"
 
+	"github.com/avion/authnode/hlc"
 	"github.com/avion/authnode/shard"
 	"github.com/avion/authnode/transport"
 )
+
+// memberCall is one member's part of a fan-out; ownerErr is the owner's
+// result (nil for the owner's own call, and when there is no owner).
+type memberCall func(ctx context.Context, member string, ownerErr error) error
 
 // fanOut runs call for owner first (when owner is a member), then for every
 // other member at once, all within InvalidateTimeout. call runs for this
 // node too; it decides what to do locally. It returns how many members
 // acknowledged and the owner's error.
-func (n *Node) fanOut(ctx context.Context, owner string, call func(ctx context.Context, member string) error) (transport.Acks, error) {
+func (n *Node) fanOut(ctx context.Context, owner string, call memberCall) (transport.Acks, error) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.InvalidateTimeout)
 	defer cancel()
 	members := n.Current().Members()
 	acks := transport.Acks{Members: len(members)}
 	var ownerErr error
 	if owner != "" {
-		if ownerErr = n.callMember(ctx, owner, call); ownerErr == nil {
+		if ownerErr = n.callMember(ctx, owner, call, nil); ownerErr == nil {
 			acks.Acknowledged++
 		}
 	}
@@ -30,7 +35,7 @@ func (n *Node) fanOut(ctx context.Context, owner string, call func(ctx context.C
 			continue
 		}
 		wg.Go(func() {
-			if n.callMember(ctx, m, call) == nil {
+			if n.callMember(ctx, m, call, ownerErr) == nil {
 				mu.Lock()
 				acks.Acknowledged++
 				mu.Unlock()
@@ -41,8 +46,8 @@ func (n *Node) fanOut(ctx context.Context, owner string, call func(ctx context.C
 	return acks, ownerErr
 }
 
-func (n *Node) callMember(ctx context.Context, member string, call func(ctx context.Context, member string) error) error {
-	err := call(ctx, member)
+func (n *Node) callMember(ctx context.Context, member string, call memberCall, ownerErr error) error {
+	err := call(ctx, member, ownerErr)
 	if err != nil {
 		n.log.Warn("not acknowledged", "member", member, "err", err)
 	}
@@ -58,6 +63,9 @@ func (n *Node) invalidateKey(ctx context.Context, group, key string) error {
 }
 
 // invalidateKeys drops key of each group on every member, owner first.
+// When the owner does not acknowledge, every other member is asked to pass
+// the invalidation on to it, and stops asking the owner for the key if it
+// cannot either: no member fetches the old value back from the owner.
 func (n *Node) invalidateKeys(ctx context.Context, key string, groups ...string) (transport.Acks, error) {
 	gen := n.clock.Now()
 	defer func() {
@@ -67,18 +75,31 @@ func (n *Node) invalidateKeys(ctx context.Context, key string, groups ...string)
 		}
 		n.broadcast(transport.GossipState{Invalidations: invs})
 	}()
-	return n.fanOut(ctx, n.route().Owner(key), func(ctx context.Context, member string) error {
+	owner := n.route().Owner(key)
+	return n.fanOut(ctx, owner, func(ctx context.Context, member string, ownerErr error) error {
 		for _, g := range groups {
-			if member == n.cfg.Name {
-				n.cache.Group(g).Invalidate(key, gen)
-				continue
-			}
-			if err := n.pool.Invalidate(ctx, member, g, key, false, gen); err != nil {
+			if err := n.invalidateOn(ctx, member, g, key, gen, owner, ownerErr); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// invalidateOn drops key of group on member; when ownerErr says the owner
+// missed it, with the relay request (or, here, by bypassing the owner).
+func (n *Node) invalidateOn(ctx context.Context, member, group, key string, gen hlc.Gen, owner string, ownerErr error) error {
+	switch {
+	case member == n.cfg.Name:
+		if ownerErr != nil {
+			n.cache.Group(group).BypassOwner(key)
+		}
+		n.cache.Group(group).Invalidate(key, gen)
+		return nil
+	case ownerErr != nil:
+		return n.pool.InvalidateRelayed(ctx, member, group, key, owner, gen)
+	}
+	return n.pool.Invalidate(ctx, member, group, key, false, gen)
 }
 
 // invalidateAll drops every entry of every group on every member.
@@ -91,7 +112,7 @@ func (n *Node) invalidateAll(ctx context.Context) (transport.Acks, error) {
 		}
 		n.broadcast(transport.GossipState{Invalidations: invs})
 	}()
-	return n.fanOut(ctx, "", func(ctx context.Context, member string) error {
+	return n.fanOut(ctx, "", func(ctx context.Context, member string, _ error) error {
 		for _, g := range n.cache.Groups() {
 			if member == n.cfg.Name {
 				n.cache.Group(g).InvalidateAll(gen)

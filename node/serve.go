@@ -29,7 +29,7 @@ type server interface {
 
 func (n *Node) servers() []server {
 	peer := grpc.NewServer()
-	transport.RegisterPeer(peer, n.cache, n.auth.marks)
+	transport.RegisterPeer(peer, n.cache, n.auth.marks, n.pool.Relay)
 	var opts []grpc.ServerOption
 	httpLis := n.httpLis
 	if n.cfg.TLS != nil {

@@ -34,6 +34,7 @@ type Group struct {
 	flight  singleflight.Group
 	sampled atomic.Uint64 // answers fetched from owners, for hot sampling
 	n       counters
+	bypass  bypass // keys whose owner missed an invalidation
 }
 
 func newGroup(c *Cache, name string, loader Loader, cfg GroupConfig) (*Group, error) {
@@ -87,6 +88,10 @@ func (g *Group) Get(ctx context.Context, key string) (Entry, error) {
 	}
 	if e, ok := g.getHot(key); ok {
 		return e, nil
+	}
+	if g.bypass.active(key, g.c.cfg.Now()) {
+		g.n.degraded.Add(1)
+		return g.load(ctx, key, asCopy)
 	}
 	return g.forward(ctx, owner, snap.Fingerprint(), key)
 }

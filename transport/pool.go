@@ -173,13 +173,28 @@ func (p *Pool) Get(ctx context.Context, owner string, req shard.ForwardRequest) 
 
 // Invalidate asks member to drop key of group (every key when all is set).
 func (p *Pool) Invalidate(ctx context.Context, member, group, key string, all bool, gen hlc.Gen) error {
+	return p.invalidate(ctx, member, &peerpb.InvalidateRequest{Group: group, Key: key, All: all, Gen: uint64(gen)})
+}
+
+// InvalidateRelayed asks member to drop key of group and to pass the
+// invalidation on to owner, which did not acknowledge it (see
+// RegisterPeer's relay).
+func (p *Pool) InvalidateRelayed(ctx context.Context, member, group, key, owner string, gen hlc.Gen) error {
+	return p.invalidate(ctx, member, &peerpb.InvalidateRequest{Group: group, Key: key, Gen: uint64(gen), RelayOwner: owner})
+}
+
+// Relay is the Relay the peer service uses: a plain Invalidate on member.
+func (p *Pool) Relay(ctx context.Context, member, group, key string, gen hlc.Gen) error {
+	return p.Invalidate(ctx, member, group, key, false, gen)
+}
+
+func (p *Pool) invalidate(ctx context.Context, member string, req *peerpb.InvalidateRequest) error {
 	pc, err := p.acquire(member)
 	if err != nil {
 		return err
 	}
 	defer pc.calls.Done()
-	_, err = pc.client.Invalidate(ctx, &peerpb.InvalidateRequest{Group: group, Key: key, All: all, Gen: uint64(gen)})
-	if err != nil {
+	if _, err := pc.client.Invalidate(ctx, req); err != nil {
 		return fmt.Errorf("transport: invalidate on %s: %w", member, err)
 	}
 	return nil

@@ -22,19 +22,31 @@ type Watermarks interface {
 	Raise(userID string, before time.Time) bool
 }
 
-// RegisterPeer registers the peer service for cache and marks on s.
-func RegisterPeer(s grpc.ServiceRegistrar, cache *shard.Cache, marks Watermarks) {
-	peerpb.RegisterPeerServer(s, &peerService{cache: cache, marks: marks})
+// Relay passes an invalidation on to a key's owner (member) for a caller
+// that could not reach it; *Pool's Invalidate serves.
+type Relay func(ctx context.Context, member, group, key string, gen hlc.Gen) error
+
+// RegisterPeer registers the peer service for cache and marks on s; relay
+// passes invalidations on to owners that their sender could not reach.
+func RegisterPeer(s grpc.ServiceRegistrar, cache *shard.Cache, marks Watermarks, relay Relay) {
+	peerpb.RegisterPeerServer(s, &peerService{cache: cache, marks: marks, relay: relay})
 }
 
 type peerService struct {
 	peerpb.UnimplementedPeerServer
 	cache *shard.Cache
 	marks Watermarks
+	relay Relay
 }
 
+// maxWatermarkAhead bounds how far in the future a peer may set a
+// watermark: RevokeTokens accepts a minute ahead, and clocks differ a
+// little. A far-future watermark would block a user's tokens for good.
+const maxWatermarkAhead = 2 * time.Minute
+
 func (p *peerService) Revoke(_ context.Context, req *peerpb.RevokeRequest) (*peerpb.RevokeResponse, error) {
-	if shard.CheckKey(req.GetUserId()) != nil || req.GetBeforeUnixNanos() <= 0 {
+	if shard.CheckKey(req.GetUserId()) != nil || req.GetBeforeUnixNanos() <= 0 ||
+		req.GetBeforeUnixNanos() > time.Now().Add(maxWatermarkAhead).UnixNano() {
 		return nil, status.Error(codes.InvalidArgument, "bad request: user id or watermark")
 	}
 	p.marks.Raise(req.GetUserId(), time.Unix(0, req.GetBeforeUnixNanos()))
@@ -54,7 +66,7 @@ func (p *peerService) Get(ctx context.Context, req *peerpb.GetRequest) (*peerpb.
 	return &peerpb.GetResponse{Value: resp.Value, Gen: uint64(resp.Gen), TtlNanos: int64(resp.TTL)}, nil
 }
 
-func (p *peerService) Invalidate(_ context.Context, req *peerpb.InvalidateRequest) (*peerpb.InvalidateResponse, error) {
+func (p *peerService) Invalidate(ctx context.Context, req *peerpb.InvalidateRequest) (*peerpb.InvalidateResponse, error) {
 	g := p.cache.Group(req.GetGroup())
 	if g == nil {
 		return nil, toStatus(shard.ErrUnknownGroup)
@@ -68,7 +80,21 @@ func (p *peerService) Invalidate(_ context.Context, req *peerpb.InvalidateReques
 	case shard.CheckKey(req.GetKey()) != nil:
 		return nil, toStatus(shard.CheckKey(req.GetKey()))
 	default:
+		p.relayToOwner(ctx, g, req)
 		g.Invalidate(req.GetKey(), gen)
 	}
 	return &peerpb.InvalidateResponse{}, nil
+}
+
+// relayToOwner passes an invalidation the sender could not deliver on to
+// the key's owner; if this node cannot either, it stops asking the owner
+// for the key (shard.Group.BypassOwner).
+func (p *peerService) relayToOwner(ctx context.Context, g *shard.Group, req *peerpb.InvalidateRequest) {
+	owner := req.GetRelayOwner()
+	if owner == "" {
+		return
+	}
+	if p.relay == nil || p.relay(ctx, owner, req.GetGroup(), req.GetKey(), hlc.Gen(req.GetGen())) != nil {
+		g.BypassOwner(req.GetKey())
+	}
 }

@@ -97,7 +97,7 @@ func startNode(t *testing.T, name string, rs staticRing) *node {
 	}
 	n.addr = lis.Addr().String()
 	n.server = grpc.NewServer()
-	RegisterPeer(n.server, c, auth.NewWatermarks())
+	RegisterPeer(n.server, c, auth.NewWatermarks(), nil)
 	served := make(chan struct{})
 	go func() {
 		defer close(served)

@@ -163,7 +163,12 @@ type InvalidateRequest struct {
 	Key string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
 	All bool   `protobuf:"varint,3,opt,name=all,proto3" json:"all,omitempty"`
 	// The invalidation's generation, merged into the receiver's clock.
-	Gen           uint64 `protobuf:"fixed64,4,opt,name=gen,proto3" json:"gen,omitempty"`
+	Gen uint64 `protobuf:"fixed64,4,opt,name=gen,proto3" json:"gen,omitempty"`
+	// Set when the key's owner did not acknowledge the invalidation: the
+	// receiver passes it on to this member (the owner) itself and, if that
+	// fails too, stops asking the owner for the key until the owner's
+	// entries have expired, so it cannot fetch the old value back.
+	RelayOwner    string `protobuf:"bytes,5,opt,name=relay_owner,json=relayOwner,proto3" json:"relay_owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -224,6 +229,13 @@ func (x *InvalidateRequest) GetGen() uint64 {
 		return x.Gen
 	}
 	return 0
+}
+
+func (x *InvalidateRequest) GetRelayOwner() string {
+	if x != nil {
+		return x.RelayOwner
+	}
+	return ""
 }
 
 type InvalidateResponse struct {
@@ -545,12 +557,14 @@ const file_authnode_peer_v1_peer_proto_rawDesc = "" +
 	"\vGetResponse\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\fR\x05value\x12\x10\n" +
 	"\x03gen\x18\x02 \x01(\x06R\x03gen\x12\x1b\n" +
-	"\tttl_nanos\x18\x03 \x01(\x03R\bttlNanos\"_\n" +
+	"\tttl_nanos\x18\x03 \x01(\x03R\bttlNanos\"\x80\x01\n" +
 	"\x11InvalidateRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x10\n" +
 	"\x03all\x18\x03 \x01(\bR\x03all\x12\x10\n" +
-	"\x03gen\x18\x04 \x01(\x06R\x03gen\"\x14\n" +
+	"\x03gen\x18\x04 \x01(\x06R\x03gen\x12\x1f\n" +
+	"\vrelay_owner\x18\x05 \x01(\tR\n" +
+	"relayOwner\"\x14\n" +
 	"\x12InvalidateResponse\"T\n" +
 	"\rRevokeRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12*\n" +
