@@ -124,7 +124,7 @@ func (a *APIKeys) Verify(ctx context.Context, key string) (APIKeyInfo, error) {
 	hash := KeyHash(key)
 	e, err := a.owners.Get(ctx, hash)
 	if err != nil {
-		return APIKeyInfo{}, unavailable(err)
+		return APIKeyInfo{}, Unavailable(err)
 	}
 	var owner keyOwner
 	if err := json.Unmarshal(e.Value, &owner); err != nil {

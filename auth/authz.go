@@ -143,7 +143,7 @@ func (a *Authorizer) Authorize(ctx context.Context, userID, resource, action str
 func (a *Authorizer) entry(ctx context.Context, userID string) (shard.Entry, error) {
 	e, err := a.users.Get(ctx, userID)
 	if err != nil {
-		return e, unavailable(err)
+		return e, Unavailable(err)
 	}
 	return e, nil
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/avion/authnode/shard"
 )
 
 // Token error codes: one per way a token can fail, as the APIs report them.
@@ -361,8 +363,9 @@ func mapParseError(err error) error {
 // claims applies the checks golang-jwt does not make and extracts Claims.
 func (is *Issuer) claims(c jwt.MapClaims, payload map[string]json.RawMessage) (Claims, error) {
 	sub, ok := str(payload["sub"])
-	if !ok || sub == "" {
-		return Claims{}, tokenErr(CodeMalformed, "sub missing or not a string")
+	if !ok || sub == "" || len(sub) > shard.MaxKeyLen {
+		// A longer sub could never be revoked: user ids are cache keys.
+		return Claims{}, tokenErr(CodeMalformed, "sub missing, not a string, or too long")
 	}
 	iat, err := c.GetIssuedAt()
 	if err != nil || iat == nil {

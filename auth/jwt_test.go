@@ -178,6 +178,7 @@ func TestRFC8725(t *testing.T) {
 		{"no iat", sign(t, jwt.SigningMethodRS256, "rsa-1", k.rsa, with(baseClaims(), "iat", nil), nil), CodeMalformed},
 		{"no sub", sign(t, jwt.SigningMethodRS256, "rsa-1", k.rsa, with(baseClaims(), "sub", nil), nil), CodeMalformed},
 		{"sub not a string", sign(t, jwt.SigningMethodRS256, "rsa-1", k.rsa, with(baseClaims(), "sub", 42), nil), CodeMalformed},
+		{"sub longer than a user id may be", sign(t, jwt.SigningMethodRS256, "rsa-1", k.rsa, with(baseClaims(), "sub", strings.Repeat("u", 1025)), nil), CodeMalformed},
 		{"expired beyond the leeway", sign(t, jwt.SigningMethodRS256, "rsa-1", k.rsa, with(baseClaims(), "exp", now.Add(-31*time.Second).Unix(), "iat", now.Add(-time.Hour).Unix()), nil), CodeExpired},
 		{"nbf beyond the leeway", sign(t, jwt.SigningMethodRS256, "rsa-1", k.rsa, with(baseClaims(), "nbf", now.Add(31*time.Second).Unix()), nil), CodeNotYetValid},
 		{"iat in the future", sign(t, jwt.SigningMethodRS256, "rsa-1", k.rsa, with(baseClaims(), "iat", now.Add(time.Minute).Unix()), nil), CodeNotYetValid},

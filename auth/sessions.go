@@ -81,12 +81,12 @@ func NewSessions(cache Cache, src Source, invalidate InvalidateFunc, now func() 
 // Get returns userID's session; Found is false when there is none or it
 // expired.
 func (s *Sessions) Get(ctx context.Context, userID string) (Session, error) {
-	if err := checkUserID(userID); err != nil {
+	if err := CheckUserID(userID); err != nil {
 		return Session{}, err
 	}
 	e, err := s.cache.Get(ctx, userID)
 	if err != nil {
-		return Session{}, unavailable(err)
+		return Session{}, Unavailable(err)
 	}
 	var st storedSession
 	if err := json.Unmarshal(e.Value, &st); err != nil {
@@ -102,7 +102,7 @@ func (s *Sessions) Get(ctx context.Context, userID string) (Session, error) {
 // Put stores userID's session: data must be a JSON object of at most
 // MaxSessionBytes, expiresAt in the future and within MaxSessionTTL.
 func (s *Sessions) Put(ctx context.Context, userID string, data json.RawMessage, expiresAt time.Time) error {
-	if err := checkUserID(userID); err != nil {
+	if err := CheckUserID(userID); err != nil {
 		return err
 	}
 	now := s.now()
@@ -117,18 +117,18 @@ func (s *Sessions) Put(ctx context.Context, userID string, data json.RawMessage,
 		return fmt.Errorf("%w: session expiry more than %s ahead", ErrInvalidInput, MaxSessionTTL)
 	}
 	if err := s.src.PutSession(ctx, userID, data, expiresAt); err != nil {
-		return unavailable(err)
+		return Unavailable(err)
 	}
 	return s.dropCached(ctx, userID)
 }
 
 // Delete removes userID's session; removing none is no error.
 func (s *Sessions) Delete(ctx context.Context, userID string) error {
-	if err := checkUserID(userID); err != nil {
+	if err := CheckUserID(userID); err != nil {
 		return err
 	}
 	if err := s.src.DeleteSession(ctx, userID); err != nil {
-		return unavailable(err)
+		return Unavailable(err)
 	}
 	return s.dropCached(ctx, userID)
 }
@@ -145,17 +145,18 @@ func isJSONObject(data json.RawMessage) bool {
 	return json.Unmarshal(data, &m) == nil && m != nil
 }
 
-// checkUserID rejects a user id that cannot be a cache key.
-func checkUserID(userID string) error {
+// CheckUserID rejects a user id that cannot be a cache key, with an error
+// wrapping ErrInvalidInput.
+func CheckUserID(userID string) error {
 	if err := shard.CheckKey(userID); err != nil {
 		return fmt.Errorf("%w: user id: %w", ErrInvalidInput, err)
 	}
 	return nil
 }
 
-// unavailable wraps a source or cache failure as ErrUnavailable, leaving
-// the caller's cancellation as it is.
-func unavailable(err error) error {
+// Unavailable wraps a source or cache failure as ErrUnavailable, leaving
+// the caller's cancellation (and an error already ErrUnavailable) as it is.
+func Unavailable(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrUnavailable) {
 		return err
 	}

@@ -97,9 +97,6 @@ func (c *TokenCache) Clear() {
 	c.failed.Clear()
 }
 
-// Validator returns the validator the cache is over.
-func (c *TokenCache) Validator() *Validator { return c.v }
-
 // Validate returns token's claims or a *TokenError, like
 // Validator.Validate, and additionally reports a token issued before its
 // user's watermark as revoked. The returned Claims are shared: callers must

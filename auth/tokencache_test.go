@@ -491,7 +491,7 @@ func TestTokenCacheTooLarge(t *testing.T) {
 		t.Run(fmt.Sprintf("off=%v", off), func(t *testing.T) {
 			t.Parallel()
 			c := newTestTokenCache(t, clockValidator(t, newFakeClock(now)), NewWatermarks(), TokenCacheConfig{Off: off})
-			limit := c.Validator().MaxBytes()
+			limit := c.v.MaxBytes()
 			big := strings.Repeat("a", limit+1)
 			if _, err := c.Validate(context.Background(), big); ErrorCode(err) != CodeTooLarge {
 				t.Fatalf("%d bytes: %v, want too_large", len(big), err)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/avion/authnode/auth"
-	"github.com/avion/authnode/shard"
 	"github.com/avion/authnode/transport"
 )
 
@@ -21,10 +20,15 @@ var (
 )
 
 // ValidateToken validates token through this node's validation cache and
-// its replica of the revocation watermarks (no network hop).
+// its replica of the revocation watermarks (no network hop). Until the
+// watermarks are read from the source it answers unavailable: it could
+// accept a revoked token.
 func (n *Node) ValidateToken(ctx context.Context, token string) (auth.Claims, error) {
-	if n.auth.tokens == nil {
+	switch {
+	case n.auth.tokens == nil:
 		return auth.Claims{}, errNoValidator
+	case !n.auth.marks.Loaded():
+		return auth.Claims{}, errNoWatermarks
 	}
 	return n.auth.tokens.Validate(ctx, token)
 }
@@ -38,7 +42,7 @@ func (n *Node) RevokeTokens(ctx context.Context, userID string, before time.Time
 	if err := n.needSource(); err != nil {
 		return transport.Revocation{}, err
 	}
-	if err := checkUser(userID); err != nil {
+	if err := auth.CheckUserID(userID); err != nil {
 		return transport.Revocation{}, err
 	}
 	if before.IsZero() {
@@ -46,7 +50,7 @@ func (n *Node) RevokeTokens(ctx context.Context, userID string, before time.Time
 	}
 	mark, err := n.cfg.Source.RevokeTokens(ctx, userID, before)
 	if err != nil {
-		return transport.Revocation{}, sourceErr(err)
+		return transport.Revocation{}, auth.Unavailable(err)
 	}
 	acks := n.raiseEverywhere(ctx, userID, mark)
 	n.log.Info("tokens revoked", "user", userID, "before", mark, "acknowledged", acks.Acknowledged, "members", acks.Members)
@@ -132,7 +136,7 @@ func (n *Node) InvalidateUser(ctx context.Context, userID string) (transport.Ack
 	if err := n.needSource(); err != nil {
 		return transport.Acks{}, err
 	}
-	if err := checkUser(userID); err != nil {
+	if err := auth.CheckUserID(userID); err != nil {
 		return transport.Acks{}, err
 	}
 	acks, _ := n.invalidateKeys(ctx, userID, auth.GroupUsers, auth.GroupSessions)
@@ -157,12 +161,12 @@ func (n *Node) Warmup(ctx context.Context, userIDs []string, recent int) (int, e
 		}
 		var err error
 		if userIDs, err = r.RecentUsers(ctx, recent); err != nil {
-			return 0, sourceErr(err)
+			return 0, auth.Unavailable(err)
 		}
 	}
 	loaded := 0
 	for _, u := range userIDs {
-		if checkUser(u) != nil {
+		if auth.CheckUserID(u) != nil {
 			return loaded, fmt.Errorf("%w: user id %q", auth.ErrInvalidInput, u)
 		}
 		if _, err := n.auth.authz.Authorize(ctx, u, "", "", nil); err != nil {
@@ -186,7 +190,7 @@ func (n *Node) PreloadJWKS(ctx context.Context) (map[string]int, error) {
 			continue
 		}
 		if err := is.JWKS.Refresh(ctx); err != nil {
-			return out, sourceErr(fmt.Errorf("issuer %s: %w", is.Issuer, err))
+			return out, auth.Unavailable(fmt.Errorf("issuer %s: %w", is.Issuer, err))
 		}
 		out[is.Issuer] = len(is.JWKS.Keys())
 	}
@@ -233,21 +237,4 @@ func (n *Node) ClusterInfo() transport.ClusterInfo {
 		info.Groups[g] = transport.GroupInfo{Entries: entries, Bytes: bytes}
 	}
 	return info
-}
-
-// checkUser rejects a user id that cannot be a cache key.
-func checkUser(userID string) error {
-	if err := shard.CheckKey(userID); err != nil {
-		return fmt.Errorf("%w: user id: %w", auth.ErrInvalidInput, err)
-	}
-	return nil
-}
-
-// sourceErr reports a source failure as unavailable, leaving the caller's
-// cancellation as it is.
-func sourceErr(err error) error {
-	if isCtxErr(err) {
-		return err
-	}
-	return fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
 }

@@ -325,12 +325,18 @@ func (f *flakySource) Watermarks(ctx context.Context, since time.Time) (map[stri
 }
 
 // TestNotReadyUntilWatermarksLoad: a node whose source does not answer
-// stays unready (it could accept revoked tokens), says why, and becomes
-// ready once the source answers.
+// stays unready and validates no token (it could accept revoked ones),
+// says why, and serves once the source answers.
 func TestNotReadyUntilWatermarksLoad(t *testing.T) {
 	src := &flakySource{Store: openStore(t, clusterPolicy)}
 	src.down.Store(true)
-	nodes := nodetest.Start(t, 1, nodetest.Options{Config: func(_ int, cfg *node.Config) { cfg.Source = src }})
+	s := newSigner(t)
+	v := s.validator(t)
+	nodes := nodetest.Start(t, 1, nodetest.Options{Config: func(_ int, cfg *node.Config) { cfg.Source, cfg.Validator = src, v }})
+	token := s.token(t, "alice", time.Now())
+	if _, err := nodes[0].ValidateToken(context.Background(), token); !errors.Is(err, auth.ErrUnavailable) {
+		t.Fatalf("a token validated before the watermarks were read: %v", err)
+	}
 	resp, err := http.Get("http://" + nodes[0].HTTPAddr() + "/readyz")
 	if err != nil {
 		t.Fatal(err)
@@ -342,6 +348,9 @@ func TestNotReadyUntilWatermarksLoad(t *testing.T) {
 	}
 	src.down.Store(false)
 	waitReady(t, nodes[0])
+	if _, err := nodes[0].ValidateToken(context.Background(), token); err != nil {
+		t.Fatalf("once the watermarks are read: %v", err)
+	}
 }
 
 // TestInvalidateUserReachesKeysAndTokens: with the change feed and the

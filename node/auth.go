@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -15,6 +14,9 @@ var ErrNoSource = fmt.Errorf("%w: node: no auth source configured", auth.ErrUnav
 
 // errNoValidator means the node was started without token issuers.
 var errNoValidator = fmt.Errorf("%w: node: no token issuers configured", auth.ErrUnavailable)
+
+// errNoWatermarks means the revocation watermarks are not loaded yet.
+var errNoWatermarks = fmt.Errorf("%w: node: revocation watermarks not loaded yet", auth.ErrUnavailable)
 
 // authParts are the node's auth services, built over its cache groups.
 type authParts struct {
@@ -128,10 +130,11 @@ func (n *Node) syncWatermarks(ctx context.Context) {
 		case <-n.syncNow:
 		}
 		if err := n.readWatermarks(ctx); err != nil {
-			if !n.auth.marks.Loaded() {
-				n.log.Warn("revocation watermarks not loaded yet", "err", err)
-				retry.Reset(min(time.Second, n.cfg.WatermarkSync))
+			if ctx.Err() != nil {
+				return
 			}
+			n.log.Warn("reading the revocation watermarks from the source", "loaded_before", n.auth.marks.Loaded(), "err", err)
+			retry.Reset(min(time.Second, n.cfg.WatermarkSync))
 			continue
 		}
 		n.cleanupSource(ctx)
@@ -155,7 +158,7 @@ func (n *Node) cleanupSource(ctx context.Context) {
 	n.lastCleanup = now
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := c.Cleanup(ctx, now, n.cfg.MaxTokenLifetime); err != nil {
+	if err := c.Cleanup(ctx, now, n.watermarkHorizon()); err != nil {
 		n.log.Warn("source cleanup", "err", err)
 	}
 }
@@ -163,7 +166,7 @@ func (n *Node) cleanupSource(ctx context.Context) {
 func (n *Node) readWatermarks(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	cutoff := n.cfg.Now().Add(-n.cfg.MaxTokenLifetime)
+	cutoff := n.cfg.Now().Add(-n.watermarkHorizon())
 	marks, err := n.cfg.Source.Watermarks(ctx, cutoff)
 	if err != nil {
 		return err
@@ -175,6 +178,18 @@ func (n *Node) readWatermarks(ctx context.Context) error {
 		n.log.Info("revocation watermarks loaded", "users", n.auth.marks.Len())
 	}
 	return nil
+}
+
+// watermarkHorizon is how long a watermark matters: a token it revokes
+// validates at most until its iat plus its issuer's lifetime and leeway.
+func (n *Node) watermarkHorizon() time.Duration {
+	h := n.cfg.MaxTokenLifetime
+	if v := n.cfg.Validator; v != nil {
+		for _, is := range v.Issuers() {
+			h = max(h, is.MaxLifetime+is.Leeway)
+		}
+	}
+	return h
 }
 
 // runJWKS keeps every issuer's key set fresh until ctx ends.
@@ -207,9 +222,4 @@ func (n *Node) needSource() error {
 		return ErrNoSource
 	}
 	return nil
-}
-
-// isCtxErr reports whether err is the caller's cancellation or deadline.
-func isCtxErr(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

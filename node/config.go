@@ -123,8 +123,11 @@ type Config struct {
 	// ChangePoll is how often a polled change feed (SQLite's) is read;
 	// PostgreSQL pushes its changes. Default 1 s.
 	ChangePoll time.Duration
-	// MaxTokenLifetime is how long a watermark matters (a token older than
-	// this has expired anyway). Default 24 h.
+	// MaxTokenLifetime is the least time a watermark is kept. A watermark
+	// W revokes tokens issued before W, which stop validating by W plus
+	// their issuer's longest lifetime plus its leeway: the node keeps
+	// watermarks for the longest of this and every issuer's lifetime plus
+	// leeway. Default 24 h.
 	MaxTokenLifetime time.Duration
 	// APITokens are the bearer tokens accepted for mutating calls
 	// (sessions, revocation, invalidation). Without any, mutations are
@@ -138,8 +141,10 @@ type Config struct {
 	AdminAddr string
 	// AdminTokens are the bearer tokens the admin API requires.
 	AdminTokens []string
-	// TLS, when set, serves the public gRPC and HTTP listeners over TLS
-	// (with client certificates if it asks for them).
+	// TLS, when set, serves the public gRPC and HTTP listeners over TLS.
+	// With ClientCAs set, the API (/v1/..., the gRPC AuthService) needs a
+	// verified client certificate; health, readiness and metrics do not,
+	// so probes work: use ClientAuth VerifyClientCertIfGiven.
 	TLS *tls.Config
 	// CacheMode is cluster (the ring: one owner per key), local (each node
 	// caches on its own) or off (every answer from the source). Gossip,

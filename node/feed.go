@@ -63,7 +63,7 @@ func (n *Node) applyChange(ctx context.Context, feed changeFeed, c auth.Change, 
 // userChanged drops userID's policy here and, on its owner, everywhere;
 // its watermark may have moved too, so the owner pushes it.
 func (n *Node) userChanged(ctx context.Context, userID string) {
-	if checkUser(userID) != nil {
+	if auth.CheckUserID(userID) != nil {
 		return
 	}
 	n.cache.Group(auth.GroupUsers).Invalidate(userID, n.clock.Now())

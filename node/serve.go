@@ -36,6 +36,9 @@ func (n *Node) servers() []server {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(n.cfg.TLS)))
 		httpLis = tls.NewListener(httpLis, n.cfg.TLS)
 	}
+	if n.clientCertsRequired() {
+		opts = append(opts, grpc.ChainUnaryInterceptor(requireClientCertGRPC))
+	}
 	public := grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(public, n.health)
 	guard := transport.Guard{Tokens: transport.NewTokens(n.cfg.APITokens...), Insecure: n.cfg.DevInsecureAPI}
@@ -49,13 +52,18 @@ func (n *Node) servers() []server {
 	return []server{
 		grpcServer{peer, n.peerLis},
 		grpcServer{public, n.grpcLis},
-		newHTTPServer(n.httpHandler(guard), httpLis),
-		newHTTPServer(admin, n.adminLis),
+		newHTTPServer(n.httpHandler(guard), httpLis, 30*time.Second),
+		newHTTPServer(admin, n.adminLis, 0), // pprof profiles stream for as long as asked
 	}
 }
 
-func newHTTPServer(h http.Handler, lis net.Listener) *httpServer {
-	return &httpServer{srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}, lis: lis}
+// newHTTPServer serves h on lis. A request must arrive within 30 s (so a
+// client trickling a body cannot hold a connection), and its answer be
+// written within write (0: no limit).
+func newHTTPServer(h http.Handler, lis net.Listener, write time.Duration) *httpServer {
+	return &httpServer{srv: &http.Server{
+		Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: write, IdleTimeout: 2 * time.Minute,
+	}, lis: lis}
 }
 
 type grpcServer struct {
@@ -131,7 +139,11 @@ func (n *Node) shutdown(servers []server) {
 
 func (n *Node) httpHandler(guard transport.Guard) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", transport.PublicHTTP(n, guard))
+	api := transport.PublicHTTP(n, guard)
+	if n.clientCertsRequired() {
+		api = requireClientCertHTTP(api)
+	}
+	mux.Handle("/v1/", api)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -11,15 +11,19 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	grpcstatus "google.golang.org/grpc/status"
 
 	"github.com/avion/authnode/node"
 	"github.com/avion/authnode/node/nodetest"
+	"github.com/avion/authnode/transport/authpb"
 )
 
 // testCA issues certificates for 127.0.0.1.
@@ -76,34 +80,56 @@ func (ca testCA) issue(t *testing.T, serial int64) tls.Certificate {
 }
 
 // TestPublicListenersServeMutualTLS: with a client CA configured, the
-// public HTTP and gRPC listeners speak TLS and refuse clients without a
-// certificate signed by it.
+// public HTTP and gRPC listeners speak TLS, the API refuses clients without
+// a certificate signed by the CA, and probes and the gRPC health service
+// answer without one.
 func TestPublicListenersServeMutualTLS(t *testing.T) {
 	ca := newTestCA(t)
 	serverCfg := &tls.Config{Certificates: []tls.Certificate{ca.issue(t, 2)}, ClientCAs: ca.pool,
-		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
-	nodes := nodetest.Start(t, 1, nodetest.Options{Config: func(_ int, cfg *node.Config) { cfg.TLS = serverCfg }})
+		ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12}
+	src := openStore(t, clusterPolicy)
+	nodes := nodetest.Start(t, 1, nodetest.Options{Config: func(_ int, cfg *node.Config) { cfg.TLS, cfg.Source = serverCfg, src }})
 	n := nodes[0]
 	withCert := &tls.Config{RootCAs: ca.pool, Certificates: []tls.Certificate{ca.issue(t, 3)}, MinVersion: tls.VersionTLS12}
 	without := &tls.Config{RootCAs: ca.pool, MinVersion: tls.VersionTLS12}
+	other := newTestCA(t) // a certificate from a CA the node does not trust
+	foreign := &tls.Config{RootCAs: ca.pool, Certificates: []tls.Certificate{other.issue(t, 4)}, MinVersion: tls.VersionTLS12}
 
-	get := func(cfg *tls.Config) error {
+	status := func(cfg *tls.Config, method, path, body string) int {
 		client := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 5 * time.Second}
 		defer client.CloseIdleConnections()
-		resp, err := client.Get("https://" + n.HTTPAddr() + "/healthz")
-		if err == nil {
-			resp.Body.Close()
+		req, err := http.NewRequest(method, "https://"+n.HTTPAddr()+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
 		}
-		return err
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
 	}
-	if err := get(withCert); err != nil {
-		t.Fatalf("HTTPS with a client certificate: %v", err)
+	authorize := `{"user_id":"alice","resource":"posts:1","action":"write"}`
+	for _, c := range []struct {
+		name        string
+		cfg         *tls.Config
+		health, api int
+	}{
+		{"with a client certificate", withCert, 200, 200},
+		{"without one", without, 200, 401},
+	} {
+		if got := status(c.cfg, "GET", "/healthz", ""); got != c.health {
+			t.Errorf("%s: /healthz %d, want %d", c.name, got, c.health)
+		}
+		if got := status(c.cfg, "POST", "/v1/authorize", authorize); got != c.api {
+			t.Errorf("%s: /v1/authorize %d, want %d", c.name, got, c.api)
+		}
 	}
-	if get(without) == nil {
-		t.Fatal("HTTPS without a client certificate was accepted")
+	if got := status(foreign, "GET", "/healthz", ""); got != 0 {
+		t.Errorf("a certificate from an untrusted CA was accepted: %d", got)
 	}
 
-	check := func(cfg *tls.Config) error {
+	call := func(cfg *tls.Config, api bool) error {
 		conn, err := grpc.NewClient(n.GRPCAddr(), grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 		if err != nil {
 			return err
@@ -111,13 +137,20 @@ func TestPublicListenersServeMutualTLS(t *testing.T) {
 		defer conn.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		if api {
+			_, err = authpb.NewAuthServiceClient(conn).Authorize(ctx, &authpb.AuthorizeRequest{UserId: "alice", Resource: "posts:1", Action: "write"})
+			return err
+		}
 		_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
 		return err
 	}
-	if err := check(withCert); err != nil {
-		t.Fatalf("gRPC over TLS with a client certificate: %v", err)
+	if err := call(withCert, true); err != nil {
+		t.Errorf("gRPC API with a client certificate: %v", err)
 	}
-	if check(without) == nil {
-		t.Fatal("gRPC without a client certificate was accepted")
+	if err := call(without, false); err != nil {
+		t.Errorf("gRPC health without a client certificate: %v", err)
+	}
+	if err := call(without, true); grpcstatus.Code(err) != codes.Unauthenticated {
+		t.Errorf("gRPC API without a client certificate: %v, want Unauthenticated", err)
 	}
 }

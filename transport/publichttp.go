@@ -14,9 +14,12 @@ import (
 	"github.com/avion/authnode/auth"
 )
 
-// Session expiry bounds, for both public APIs: a stored session expires in
-// the future and at most maxSessionTTL from now.
-const maxSessionTTL = 365 * 24 * time.Hour
+// Session bounds, for both public APIs: auth's, checked here first so a
+// bad request is refused before it reaches the service.
+const (
+	maxSessionTTL   = auth.MaxSessionTTL
+	maxSessionBytes = auth.MaxSessionBytes
+)
 
 // maxRevokeSkew is how far in the future a revocation time may lie: a
 // watermark never moves back, so a far-future one would lock a user out
@@ -502,20 +505,21 @@ func checkRevokeBefore(now, before time.Time) error {
 }
 
 // sessionData checks session data to store: a JSON object of at most
-// MaxBodyBytes. It returns the object compacted.
+// maxSessionBytes once compacted. It returns the object compacted.
 func sessionData(raw []byte) (json.RawMessage, error) {
 	raw = bytes.TrimSpace(raw)
 	switch {
 	case len(raw) == 0:
 		return nil, badInput("data is required")
-	case len(raw) > MaxBodyBytes:
-		return nil, badInput("data is larger than " + strconv.Itoa(MaxBodyBytes) + " bytes")
 	case raw[0] != '{' || !json.Valid(raw):
 		return nil, badInput("data must be a JSON object")
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, raw); err != nil {
 		return nil, badInput("data must be a JSON object")
+	}
+	if buf.Len() > maxSessionBytes {
+		return nil, badInput("data is larger than " + strconv.Itoa(maxSessionBytes) + " bytes")
 	}
 	return buf.Bytes(), nil
 }

@@ -459,6 +459,14 @@ func TestServeBadFlags(t *testing.T) {
 			want: "--source",
 		},
 		{
+			name: "password parameter in another case", args: []string{"--source", "postgres://u@127.0.0.1:1/x?PassWord=" + password},
+			want: "--source",
+		},
+		{
+			name: "key=value connection string", args: []string{"--source", "host=127.0.0.1 port=1 user=u password=" + password},
+			want: "--source",
+		},
+		{
 			name: "unparsable postgres URL with a password", args: []string{"--source", "postgres://u:" + password + "%zz@127.0.0.1:1/x"},
 			want: "--source",
 		},

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -153,7 +152,7 @@ func (a *authFlags) tlsConfig() (*tls.Config, error) {
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, errors.New("--tls-client-ca-file: no PEM certificate found")
 		}
-		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.VerifyClientCertIfGiven // the API requires one; probes need none
 	}
 	return cfg, nil
 }
@@ -181,19 +180,17 @@ func (a *authFlags) validator(cfg *node.Config, given map[string]bool) error {
 		return nil
 	}
 	issuers := make([]auth.Issuer, 0, len(specs))
-	lifetime := time.Duration(0)
 	for _, s := range specs {
 		is, err := s.build()
 		if err != nil {
 			return err
 		}
 		issuers = append(issuers, is)
-		lifetime = max(lifetime, cmp.Or(is.MaxLifetime, 24*time.Hour))
 	}
 	v, err := auth.NewValidator(issuers, a.jwtMaxBytes, nil)
 	if err != nil {
 		return err
 	}
-	cfg.Validator, cfg.MaxTokenLifetime = v, lifetime
+	cfg.Validator = v
 	return nil
 }

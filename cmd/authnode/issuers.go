@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -105,12 +107,42 @@ func (s issuerSpec) build() (auth.Issuer, error) {
 		is.Keys = []auth.Key{key}
 		return is, nil
 	}
+	if err := checkJWKSURL(s.JWKSURL); err != nil {
+		return is, fmt.Errorf("%s: %w", name, err)
+	}
 	j, err := auth.NewJWKS(auth.JWKSConfig{URL: s.JWKSURL, File: s.JWKSFile})
 	if err != nil {
 		return is, fmt.Errorf("%s: %w", name, err)
 	}
 	is.JWKS = j
 	return is, nil
+}
+
+// checkJWKSURL accepts an https URL, or http to a loopback host (a local
+// key server): over plain http anyone on the path could supply keys.
+func checkJWKSURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return errors.New("the JWKS URL is not an absolute URL")
+	}
+	switch {
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http" && isLoopbackHost(u.Hostname()):
+		return nil
+	}
+	return errors.New("the JWKS URL must be https (http only to a loopback host)")
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // hmacKey reads an explicitly configured HMAC secret for the one HS

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -74,17 +75,24 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// redactedSource is the source URL without its password (in the user
-// part or as a password parameter), for logs and errors.
+// redactedSource is the source for logs and errors: a sqlite:// path as
+// it is, a postgres:// URL without its password (in the user part or as a
+// password parameter, in any case), anything else not at all.
 func redactedSource(source string) string {
+	if strings.HasPrefix(source, "sqlite://") {
+		return source
+	}
 	u, err := url.Parse(source)
-	if err != nil {
-		return "(unparsable URL)"
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return "(source URL not shown)"
 	}
-	if q := u.Query(); q.Has("password") {
-		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
+	q := u.Query()
+	for k := range q {
+		if strings.EqualFold(k, "password") {
+			q.Set(k, "xxxxx")
+		}
 	}
+	u.RawQuery = q.Encode()
 	return u.Redacted()
 }
 

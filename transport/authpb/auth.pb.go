@@ -727,9 +727,9 @@ func (x *GetSessionResponse) GetExpiresAt() *timestamppb.Timestamp {
 type PutSessionRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	// The session data: a JSON object, at most 256 KiB.
+	// The session data: a JSON object, at most 64 KiB once compacted.
 	DataJson string `protobuf:"bytes,2,opt,name=data_json,json=dataJson,proto3" json:"data_json,omitempty"`
-	// Exactly one; the expiry must be in the future and at most a year away.
+	// Exactly one; the expiry must be in the future and at most 30 days away.
 	//
 	// Types that are valid to be assigned to Expiry:
 	//
