@@ -9,6 +9,7 @@ NEEDS=(
   "protobuf-compiler command -v protoc"                       # make proto / proto-check
   "libprotobuf-dev test -f /usr/include/google/protobuf/timestamp.proto" # well-known types for make proto
   "postgresql compgen -G '/usr/lib/postgresql/*/bin/postgres'" # the store suite's PostgreSQL run
+  "redis-server command -v redis-server"                      # the Redis fallback's tests
 )
 
 missing=()
