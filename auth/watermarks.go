@@ -118,7 +118,12 @@ func (w *Watermarks) Len() int {
 // the node is not ready (it could accept a revoked token).
 func (w *Watermarks) SetLoaded() { w.loaded.Store(true) }
 
-// Loaded reports whether SetLoaded was called.
+// SetStale records that the map may have missed revocations (the process
+// was paused, or cut off): until SetLoaded again, the node answers no
+// token question.
+func (w *Watermarks) SetStale() { w.loaded.Store(false) }
+
+// Loaded reports whether SetLoaded was called since the last SetStale.
 func (w *Watermarks) Loaded() bool { return w.loaded.Load() }
 
 // Since returns up to limit watermarks later than cutoff (the recent

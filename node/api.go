@@ -24,10 +24,11 @@ var (
 // watermarks are read from the source it answers unavailable: it could
 // accept a revoked token.
 func (n *Node) ValidateToken(ctx context.Context, token string) (auth.Claims, error) {
-	switch {
-	case n.auth.tokens == nil:
+	if n.auth.tokens == nil {
 		return auth.Claims{}, errNoValidator
-	case !n.auth.marks.Loaded():
+	}
+	n.cache.CheckPause()
+	if !n.auth.marks.Loaded() {
 		return auth.Claims{}, errNoWatermarks
 	}
 	return n.auth.tokens.Validate(ctx, token)

@@ -102,6 +102,21 @@ func (d direct) Get(ctx context.Context, key string) (shard.Entry, error) {
 	return shard.Entry{Value: v.Bytes, Expires: d.n.cfg.Now()}, nil
 }
 
+// flushed runs after the cache was flushed because this node may have
+// missed invalidations (a pause, a silence): it may have missed
+// revocations too, so no token is validated until the watermarks are read
+// again, and memoised decisions go.
+func (n *Node) flushed() {
+	if n.cfg.Source == nil {
+		return
+	}
+	n.auth.marks.SetStale()
+	if n.auth.authz != nil {
+		n.auth.authz.Clear()
+	}
+	n.syncWatermarksSoon()
+}
+
 // closeAuth releases the auth caches.
 func (n *Node) closeAuth() {
 	if n.auth.tokens != nil {

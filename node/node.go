@@ -212,6 +212,7 @@ func (n *Node) build() error {
 	sc := shard.DefaultConfig(n.cfg.Name)
 	sc.PeerTimeout, sc.Logger, sc.Clock, sc.Now = n.cfg.PeerTimeout, n.log, n.clock, n.cfg.Now
 	sc.MaxPause, sc.Mono = n.cfg.MaxPause, n.cfg.Mono
+	sc.OnFlush = n.flushed
 	if sc.MaxPause == 0 {
 		sc.MaxPause = time.Duration(n.cfg.Timing.SuspicionMult) * n.cfg.Timing.ProbeInterval
 	}

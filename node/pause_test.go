@@ -2,12 +2,14 @@ package node_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/avion/authnode/auth"
 	"github.com/avion/authnode/hlc"
 	"github.com/avion/authnode/node"
 	"github.com/avion/authnode/node/nodetest"
@@ -183,4 +185,60 @@ func caughtUp(n *nodetest.Node, key string, gen hlc.Gen) bool {
 		}
 	}
 	return false
+}
+
+// TestPausedNodeMissesNoRevocation: while node-1 is "paused", a user's
+// permission is removed and its tokens revoked in the source, and every
+// channel that would tell node-1 misses it (no invalidation call reaches it;
+// the change feed, the watermark re-read and gossip are made too slow).
+// When it runs again it answers no token question until it has read the
+// watermarks again, then rejects the revoked token, and it never allows
+// from the old policy.
+func TestPausedNodeMissesNoRevocation(t *testing.T) {
+	s := newSigner(t)
+	src := openStore(t, clusterPolicy)
+	v := s.validator(t)
+	var mono atomic.Int64
+	nodes := nodetest.Start(t, 3, nodetest.Options{Config: func(i int, cfg *node.Config) {
+		cfg.Source, cfg.Validator = src, v
+		cfg.ChangePoll, cfg.WatermarkSync, cfg.Timing.PushPullInterval = time.Hour, time.Hour, time.Hour
+		if i == 1 {
+			cfg.Mono = func() time.Duration { return time.Duration(mono.Load()) }
+		}
+	}})
+	paused := nodes[1]
+	user := ownedBy(paused, "user")
+	importPolicy(t, src, "users:\n  - {id: "+user+", roles: [editor]}\n", false)
+	ctx := context.Background()
+	token := s.token(t, user, time.Now().Add(-time.Minute))
+	if ok, err := paused.Authorize(ctx, user, "posts:1", "write", nil); err != nil || !ok {
+		t.Fatalf("before: %v, %v", ok, err)
+	}
+	if _, err := paused.ValidateToken(ctx, token); err != nil {
+		t.Fatalf("before: %v", err)
+	}
+
+	importPolicy(t, src, "users:\n  - {id: "+user+", roles: []}\n", false)
+	if _, err := src.RevokeTokens(ctx, user, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	mono.Add(int64(10 * time.Second)) // longer than MaxPause
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := paused.ValidateToken(ctx, token)
+		if auth.ErrorCode(err) == auth.CodeRevoked {
+			break
+		}
+		if err == nil {
+			t.Fatal("after the pause a revoked token was accepted")
+		}
+		if !errors.Is(err, auth.ErrUnavailable) || time.Now().After(deadline) {
+			t.Fatalf("after the pause: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if ok, err := paused.Authorize(ctx, user, "posts:1", "write", nil); err != nil || ok {
+		t.Fatalf("after the pause the old policy answered: %v, %v", ok, err)
+	}
 }

@@ -65,6 +65,10 @@ type Config struct {
 
 	// Logger receives loader panics and flushes. Default: discard.
 	Logger *slog.Logger
+	// OnFlush, when set, is called after every Flush (a pause, a silence):
+	// state kept outside the cache that may have missed invalidations too
+	// is dropped there.
+	OnFlush func()
 }
 
 // DefaultConfig returns production defaults for the node named self.

@@ -64,7 +64,15 @@ func (c *Cache) Flush(reason string) {
 	}
 	c.flushes.Add(1)
 	c.cfg.Logger.Warn("cache flushed", "reason", reason, "groups", len(groups))
+	if c.cfg.OnFlush != nil {
+		c.cfg.OnFlush()
+	}
 }
+
+// CheckPause flushes the cache first if the process was paused for longer
+// than MaxPause since the last check, as every Get does: for answers that
+// do not go through a Get (state the OnFlush hook keeps in step).
+func (c *Cache) CheckPause() { c.pause.check(c.flushAfterPause) }
 
 // Flushes counts Flush calls, including those after a detected pause.
 func (c *Cache) Flushes() uint64 { return c.flushes.Load() }
