@@ -62,6 +62,7 @@ func (c *Cache) Flush(reason string) {
 	for _, g := range groups {
 		g.dropAll(gen)
 	}
+	c.recent.raiseFloor(gen)
 	c.flushes.Add(1)
 	c.cfg.Logger.Warn("cache flushed", "reason", reason, "groups", len(groups))
 	if c.cfg.OnFlush != nil {

@@ -29,10 +29,13 @@ type recentKey struct {
 	all        bool
 }
 
-// recent remembers the latest generation of each recent invalidation.
+// recent remembers the latest generation of each recent invalidation, and
+// a floor: the newest generation it forgot (or flushed), below which any
+// key may have been invalidated.
 type recent struct {
-	mu   sync.Mutex
-	gens map[recentKey]hlc.Gen
+	mu    sync.Mutex
+	gens  map[recentKey]hlc.Gen
+	floor hlc.Gen
 }
 
 // note records an invalidation and reports whether it is newer than what
@@ -61,6 +64,7 @@ func (r *recent) evictOldest() {
 	}
 	slices.Sort(gens)
 	cut := gens[len(gens)/8]
+	r.floor = max(r.floor, cut)
 	for k, g := range r.gens {
 		if g <= cut {
 			delete(r.gens, k)
@@ -73,6 +77,21 @@ func (r *recent) known(k recentKey) hlc.Gen {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.gens[k]
+}
+
+// latest returns the newest generation at which key of group may have been
+// invalidated: its own, its group's, or the floor.
+func (r *recent) latest(group, key string) hlc.Gen {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return max(r.gens[recentKey{group, key, false}], r.gens[recentKey{group, "", true}], r.floor)
+}
+
+// raiseFloor records that any key may have been invalidated up to gen.
+func (r *recent) raiseFloor(gen hlc.Gen) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.floor = max(r.floor, gen)
 }
 
 // list returns the invalidations newer than since, newest first.
@@ -90,6 +109,13 @@ func (r *recent) list(since hlc.Gen) []Invalidation {
 	slices.SortFunc(out, func(a, b Invalidation) int { return cmp.Compare(b.Gen, a.Gen) })
 	return out
 }
+
+// Known returns the newest generation at which this node knows key of group
+// may have been invalidated (0: none known). A copy of the key made at or
+// before it, kept outside the cache (in Redis, say), must not be served.
+// After a Flush, or once older invalidations are forgotten, it is at least
+// their generation for every key.
+func (c *Cache) Known(group, key string) hlc.Gen { return c.recent.latest(group, key) }
 
 // Recent returns the invalidations this node processed in the last ten
 // minutes (at most 4,096, newest first), for the gossip state exchange.

@@ -68,3 +68,28 @@ func TestOldRecentEntriesAreForgotten(t *testing.T) {
 	}
 	_, _ = net.group("a").Get(context.Background(), "k")
 }
+
+func TestKnownCoversKeysGroupsFlushesAndForgotten(t *testing.T) {
+	var r recent
+	r.note(recentKey{"g", "a", false}, 10)
+	r.note(recentKey{"h", "", true}, 20)
+	if got := r.latest("g", "a"); got != 10 {
+		t.Fatalf("a key's own invalidation: %d", got)
+	}
+	if got := r.latest("h", "anything"); got != 20 {
+		t.Fatalf("its group's invalidation: %d", got)
+	}
+	if got := r.latest("g", "b"); got != 0 {
+		t.Fatalf("nothing known: %d", got)
+	}
+	r.raiseFloor(15)
+	if r.latest("g", "b") != 15 || r.latest("g", "a") != 15 || r.latest("h", "x") != 20 {
+		t.Fatal("a flush must cover every key")
+	}
+	for i := range recentMax + 1 {
+		r.note(recentKey{"g", fmt.Sprint("k", i), false}, hlc.Gen(100+i))
+	}
+	if got := r.latest("g", "never-noted"); got < 100 {
+		t.Fatalf("forgotten invalidations must raise the floor: %d", got)
+	}
+}
