@@ -33,8 +33,10 @@ type Config struct {
 	LoadTimeout time.Duration
 
 	// LoadAttempts is how often a load or forward is retried when
-	// invalidations keep arriving while it is in flight; after that Get
-	// returns ErrChurn. Default 3.
+	// invalidations keep arriving while it is in flight (one change can
+	// bring a burst of them: the change feed, the owner's fan-out, an admin
+	// call); attempts after the first wait 1, 2, 4, … ms for the burst to
+	// pass. After the last, Get returns ErrChurn. Default 5.
 	LoadAttempts int
 
 	// SuspectAfter is the number of consecutive failed calls after which a
@@ -78,7 +80,7 @@ func DefaultConfig(self string) Config {
 		PeerTimeout:        50 * time.Millisecond,
 		MaxConcurrentLoads: 32,
 		LoadTimeout:        5 * time.Second,
-		LoadAttempts:       3,
+		LoadAttempts:       5,
 		SuspectAfter:       3,
 		SuspectFor:         time.Second,
 		MaxPause:           4 * time.Second,

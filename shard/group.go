@@ -158,7 +158,10 @@ func (g *Group) forward(ctx context.Context, owner string, fingerprint uint64, k
 		return g.load(ctx, key, asCopy)
 	}
 	req := ForwardRequest{Group: g.name, Key: key, Fingerprint: fingerprint, Hops: 1}
-	for range g.c.cfg.LoadAttempts {
+	for attempt := range g.c.cfg.LoadAttempts {
+		if attempt > 0 && !churnPause(ctx, attempt) {
+			return Entry{}, ctx.Err()
+		}
 		start := g.c.cfg.Clock.Now()
 		resp, err := g.ask(ctx, owner, req)
 		switch {

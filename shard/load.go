@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"time"
 )
 
 // loadMode says what a load is for, which decides where its result goes.
@@ -56,7 +57,10 @@ func (g *Group) fill(parent context.Context, key string, mode loadMode) (e Entry
 	defer cancel()
 	stop := context.AfterFunc(g.c.base, cancel) // Close cancels every load
 	defer stop()
-	for range g.c.cfg.LoadAttempts {
+	for attempt := range g.c.cfg.LoadAttempts {
+		if attempt > 0 && !churnPause(ctx, attempt) {
+			return Entry{}, ErrChurn
+		}
 		// Check again inside the flight: a flight for this key may have
 		// stored it between the caller's miss and this flight's start.
 		if mode == asOwner {
@@ -76,6 +80,20 @@ func (g *Group) fill(parent context.Context, key string, mode loadMode) (e Entry
 		g.n.discarded.Add(1)
 	}
 	return Entry{}, ErrChurn
+}
+
+// churnPause waits before the attempt-th load attempt (1 ms, 2 ms, 4 ms, …,
+// at most 16 ms) for a burst of invalidations to pass; false when ctx ends
+// first.
+func churnPause(ctx context.Context, attempt int) bool {
+	t := time.NewTimer(time.Millisecond << min(attempt-1, 4))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // fromSource calls the loader once it holds one of the node's load slots.
