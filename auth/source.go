@@ -58,10 +58,12 @@ type SessionRecord struct {
 }
 
 // Change names what changed in the source: one user (their roles, disabled
-// flag, watermark or API keys), every user of a role (its permissions), or
-// everything (the feed may have missed changes).
+// flag, watermark or API keys), every user of a role (its permissions),
+// everything (a table was truncated), or, with Reset, possibly anything:
+// the feed (re)started and may have missed changes made before.
 type Change struct {
 	UserID string
 	Role   string
 	All    bool
+	Reset  bool // with All
 }

@@ -147,10 +147,18 @@ type Config struct {
 	// so probes work: use ClientAuth VerifyClientCertIfGiven.
 	TLS *tls.Config
 	// CacheMode is cluster (the ring: one owner per key), local (each node
-	// caches on its own) or off (every answer from the source). Gossip,
+	// caches on its own), redis (each node caches on its own in front of
+	// Redis as a shared second level: the original plan, for comparison;
+	// needs RedisURL) or off (every answer from the source). Gossip,
 	// invalidation, JWKS and watermarks work in every mode. Default
 	// cluster.
 	CacheMode string
+	// RedisURL, when set, keeps a copy of cache entries in Redis
+	// (redis://[user:password@]host:port/db): read by a new owner before
+	// the source, and when an owner does not answer, and one more channel
+	// for invalidations. Optional: nothing waits on Redis for long, and
+	// Redis trouble never fails a request.
+	RedisURL string
 }
 
 // Cache modes.
@@ -284,10 +292,10 @@ func (c Config) Validate() error {
 
 func (c Config) validateAuth() error {
 	switch {
-	case c.CacheMode == ModeRedis:
-		return fmt.Errorf("%w: cache mode redis needs the Redis fallback, which this version does not have", ErrConfig)
-	case c.CacheMode != ModeCluster && c.CacheMode != ModeLocal && c.CacheMode != ModeOff:
-		return fmt.Errorf("%w: cache mode %q: want cluster, local or off", ErrConfig, c.CacheMode)
+	case c.CacheMode == ModeRedis && c.RedisURL == "":
+		return fmt.Errorf("%w: cache mode redis needs a Redis URL", ErrConfig)
+	case c.CacheMode != ModeCluster && c.CacheMode != ModeLocal && c.CacheMode != ModeOff && c.CacheMode != ModeRedis:
+		return fmt.Errorf("%w: cache mode %q: want cluster, local, redis or off", ErrConfig, c.CacheMode)
 	case c.AuthTTL <= 0 || c.WatermarkSync <= 0 || c.MaxTokenLifetime <= 0 || c.ChangePoll <= 0:
 		return fmt.Errorf("%w: auth TTL, watermark sync, change poll and max token lifetime must be positive", ErrConfig)
 	case len(c.AdminTokens) == 0 && !isLoopback(c.AdminAddr):

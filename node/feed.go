@@ -29,34 +29,37 @@ func (n *Node) watchChanges(ctx context.Context) {
 	if !ok {
 		return
 	}
-	first := true
-	_ = feed.WatchChanges(ctx, n.cfg.ChangePoll, func(c auth.Change) {
-		n.applyChange(ctx, feed, c, first)
-		first = false
-	})
+	_ = feed.WatchChanges(ctx, n.cfg.ChangePoll, func(c auth.Change) { n.applyChange(ctx, feed, c) })
 }
 
 // applyChange invalidates what c names. Every node hears every change and
 // drops its own copies at once; the owner of a changed user, or for a
 // change of everything every node, then also drops them on every member,
 // after its own drop, so that no member keeps a hot copy it fetched from an
-// owner that had not heard the change yet. The first report (everything,
-// at start) is applied locally only.
-func (n *Node) applyChange(ctx context.Context, feed changeFeed, c auth.Change, first bool) {
+// owner that had not heard the change yet. A reset (the feed started or
+// reconnected: this node may have missed changes the others heard) drops
+// this node's entries only.
+func (n *Node) applyChange(ctx context.Context, feed changeFeed, c auth.Change) {
 	switch {
+	case c.Reset:
+		n.cache.Drop()
+		if n.auth.authz != nil {
+			n.auth.authz.Clear()
+		}
+		n.syncWatermarksSoon()
 	case c.UserID != "":
 		n.userChanged(ctx, c.UserID)
 	case c.Role != "":
 		users, err := feed.UsersWithRole(ctx, c.Role, maxRoleFanout)
 		if err != nil || len(users) >= maxRoleFanout {
-			n.everythingChanged(ctx, true)
+			n.everythingChanged(ctx)
 			return
 		}
 		for _, u := range users {
 			n.userChanged(ctx, u)
 		}
 	default:
-		n.everythingChanged(ctx, !first)
+		n.everythingChanged(ctx)
 	}
 }
 
@@ -76,9 +79,9 @@ func (n *Node) userChanged(ctx context.Context, userID string) {
 	n.pushWatermark(ctx, userID)
 }
 
-// everythingChanged drops every entry of every group here and, with
-// tellOthers, on every member.
-func (n *Node) everythingChanged(ctx context.Context, tellOthers bool) {
+// everythingChanged drops every entry of every group here and on every
+// member.
+func (n *Node) everythingChanged(ctx context.Context) {
 	gen := n.clock.Now()
 	for _, g := range n.cache.Groups() {
 		n.cache.Group(g).InvalidateAll(gen)
@@ -86,10 +89,8 @@ func (n *Node) everythingChanged(ctx context.Context, tellOthers bool) {
 	if n.auth.authz != nil {
 		n.auth.authz.Clear()
 	}
-	if tellOthers {
-		if _, err := n.invalidateAll(ctx); err != nil {
-			n.log.Warn("change feed: dropping everything on every member", "err", err)
-		}
+	if _, err := n.invalidateAll(ctx); err != nil {
+		n.log.Warn("change feed: dropping everything on every member", "err", err)
 	}
 	n.syncWatermarksSoon()
 }

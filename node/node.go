@@ -19,6 +19,7 @@ import (
 
 	"github.com/avion/authnode/cluster"
 	"github.com/avion/authnode/hlc"
+	"github.com/avion/authnode/redisfallback"
 	"github.com/avion/authnode/ring"
 	"github.com/avion/authnode/shard"
 	"github.com/avion/authnode/transport"
@@ -44,8 +45,9 @@ type Node struct {
 	pool        *transport.Pool
 	cache       *shard.Cache
 	auth        authParts
-	lastCleanup time.Time     // of the source; used by the watermark goroutine only
-	syncNow     chan struct{} // asks the watermark goroutine for a read now
+	redis       *redisfallback.Fallback // nil without RedisURL
+	lastCleanup time.Time               // of the source; used by the watermark goroutine only
+	syncNow     chan struct{}           // asks the watermark goroutine for a read now
 	health      *health.Server
 
 	started chan struct{} // closed once gossip runs and the cache is built
@@ -191,6 +193,9 @@ func (n *Node) Run(ctx context.Context) error {
 		n.tasks.Go(func() { n.watchChanges(bg) })
 	}
 	n.runJWKS(bg)
+	if n.redis != nil {
+		n.tasks.Go(func() { n.redis.Run(bg, gossipState{n}.Merge) })
+	}
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -212,7 +217,7 @@ func (n *Node) build() error {
 	sc := shard.DefaultConfig(n.cfg.Name)
 	sc.PeerTimeout, sc.Logger, sc.Clock, sc.Now = n.cfg.PeerTimeout, n.log, n.clock, n.cfg.Now
 	sc.MaxPause, sc.Mono = n.cfg.MaxPause, n.cfg.Mono
-	sc.OnFlush = n.flushed
+	sc.OnFlush, sc.OnInvalidate = n.flushed, n.invalidated
 	if sc.MaxPause == 0 {
 		sc.MaxPause = time.Duration(n.cfg.Timing.SuspicionMult) * n.cfg.Timing.ProbeInterval
 	}
@@ -221,6 +226,10 @@ func (n *Node) build() error {
 		return err
 	}
 	n.cache = cache
+	if err := n.startRedis(); err != nil {
+		cache.Close()
+		return err
+	}
 	if err := n.addGroups(); err != nil {
 		cache.Close()
 		return err
@@ -251,7 +260,11 @@ func (n *Node) addGroups() error {
 		if spec.NoHotCopies {
 			gc.HotSampleEvery = 0
 		}
-		if _, err := n.cache.NewGroup(spec.Name, spec.Loader, gc); err != nil {
+		loader := spec.Loader
+		if n.redis != nil {
+			loader = n.redis.Wrap(spec.Name, byUser(spec.Name), gc.TTL, loader)
+		}
+		if _, err := n.cache.NewGroup(spec.Name, loader, gc); err != nil {
 			return err
 		}
 	}
@@ -339,7 +352,7 @@ func (n *Node) onRingChange(v cluster.View) {
 	n.ring.Store(v.Ring)
 	if n.cfg.CacheMode == ModeCluster {
 		n.routing.Store(v.Ring)
-	} else {
+	} else { // local, redis, off: every node owns every key
 		n.routing.Store(n.self)
 	}
 	n.changed.Store(time.Now().UnixNano())
@@ -409,10 +422,14 @@ func (s gossipState) Merge(remote []byte) {
 	}
 }
 
-// broadcast gossips st to every member: the channel for members a direct
-// call missed. Failures are logged; the direct calls carry the guarantee.
+// broadcast gossips st to every member, and publishes it on Redis when
+// configured: the channels for members a direct call missed. Failures are
+// logged; the direct calls carry the guarantee.
 func (n *Node) broadcast(st transport.GossipState) {
 	b, err := transport.EncodeGossipState(st)
+	if err == nil && n.redis != nil {
+		n.redis.Publish(b)
+	}
 	if err == nil {
 		err = n.cluster.Broadcast(b)
 	}

@@ -67,6 +67,10 @@ type Config struct {
 
 	// Logger receives loader panics and flushes. Default: discard.
 	Logger *slog.Logger
+	// OnInvalidate, when set, is called after every Invalidate (all false)
+	// and InvalidateAll (key empty, all true) on this node, whoever asked
+	// for it: copies kept outside the cache are dropped there too.
+	OnInvalidate func(group, key string, all bool)
 	// OnFlush, when set, is called after every Flush (a pause, a silence):
 	// state kept outside the cache that may have missed invalidations too
 	// is dropped there.

@@ -275,6 +275,9 @@ func (g *Group) Invalidate(key string, gen hlc.Gen) {
 		g.hot.del(key)
 		g.hot.wait()
 	}
+	if g.c.cfg.OnInvalidate != nil {
+		g.c.cfg.OnInvalidate(g.name, key, false)
+	}
 }
 
 // InvalidateAll drops every entry of the group on this node, with the same
@@ -283,6 +286,9 @@ func (g *Group) Invalidate(key string, gen hlc.Gen) {
 func (g *Group) InvalidateAll(gen hlc.Gen) {
 	g.c.recent.note(recentKey{g.name, "", true}, gen)
 	g.dropAll(gen)
+	if g.c.cfg.OnInvalidate != nil {
+		g.c.cfg.OnInvalidate(g.name, "", true)
+	}
 }
 
 // dropAll is InvalidateAll without telling other nodes: a local flush.

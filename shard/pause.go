@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/avion/authnode/hlc"
 )
 
 // pauseGuard detects that this process stopped running for longer than
@@ -57,11 +59,8 @@ func (p *pauseGuard) run(flush func(gap time.Duration)) {
 // does, and logs why. Use it when the node may have missed invalidations.
 // Unlike InvalidateAll it is local: it is not shared with other nodes.
 func (c *Cache) Flush(reason string) {
-	gen := c.cfg.Clock.Now()
+	gen := c.Drop()
 	groups := c.groupList()
-	for _, g := range groups {
-		g.dropAll(gen)
-	}
 	c.recent.raiseFloor(gen)
 	c.flushes.Add(1)
 	c.cfg.Logger.Warn("cache flushed", "reason", reason, "groups", len(groups))
@@ -74,6 +73,19 @@ func (c *Cache) Flush(reason string) {
 // than MaxPause since the last check, as every Get does: for answers that
 // do not go through a Get (state the OnFlush hook keeps in step).
 func (c *Cache) CheckPause() { c.pause.check(c.flushAfterPause) }
+
+// Drop drops every entry of every group on this node, and makes every load
+// or forward in flight lose, as InvalidateAll does, but only here: it is
+// not shared with other nodes, and copies kept elsewhere are not affected
+// (no OnInvalidate, Known unchanged). It returns the generation it dropped
+// at.
+func (c *Cache) Drop() hlc.Gen {
+	gen := c.cfg.Clock.Now()
+	for _, g := range c.groupList() {
+		g.dropAll(gen)
+	}
+	return gen
+}
 
 // Flushes counts Flush calls, including those after a detected pause.
 func (c *Cache) Flushes() uint64 { return c.flushes.Load() }

@@ -101,6 +101,7 @@ func (r *recent) list(since hlc.Gen) []Invalidation {
 	out := make([]Invalidation, 0, len(r.gens))
 	for k, g := range r.gens {
 		if g <= since {
+			r.floor = max(r.floor, g) // forgotten, so Known never goes down
 			delete(r.gens, k)
 			continue
 		}

@@ -20,8 +20,8 @@ const changeChannel = "authnode_changes"
 
 // WatchChanges reports every change to users, user roles, roles, role
 // permissions and API keys through apply until ctx ends, whoever made it
-// (an import, plain SQL). It first reports auth.Change{All: true}, and
-// again whenever changes may have been missed (after every reconnect on
+// (an import, plain SQL). It first reports auth.Change{All: true, Reset:
+// true}, and again whenever changes may have been missed (after every reconnect on
 // PostgreSQL, whose notifications are not kept for absent listeners), so a
 // consumer that invalidates what apply names never keeps stale state.
 // PostgreSQL is LISTENed to; SQLite is polled every poll. apply runs on
@@ -45,7 +45,7 @@ func (s *Store) pollChanges(ctx context.Context, poll time.Duration, apply func(
 			return werr
 		}
 	}
-	apply(auth.Change{All: true})
+	apply(auth.Change{All: true, Reset: true})
 	tick := time.NewTicker(poll)
 	defer tick.Stop()
 	for {
@@ -115,7 +115,7 @@ func (s *Store) listenOnce(ctx context.Context, apply func(auth.Change)) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+changeChannel); err != nil {
 		return err
 	}
-	apply(auth.Change{All: true})
+	apply(auth.Change{All: true, Reset: true})
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {

@@ -55,7 +55,7 @@ func watch(t *testing.T, s *Store) *feed {
 			t.Errorf("WatchChanges ended with %v", err)
 		}
 	})
-	f.waitFor(t, 0, auth.Change{All: true})
+	f.waitFor(t, 0, auth.Change{All: true, Reset: true})
 	return f
 }
 
@@ -108,7 +108,7 @@ func TestChangeFeedResetsAfterReconnect(t *testing.T) {
 		if _, err := s.db.ExecContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()`); err != nil {
 			t.Fatal(err)
 		}
-		n := f.waitFor(t, 1, auth.Change{All: true})
+		n := f.waitFor(t, 1, auth.Change{All: true, Reset: true})
 		if _, err := s.db.ExecContext(ctx, `INSERT INTO users (id) VALUES ('dave')`); err != nil {
 			t.Fatal(err)
 		}

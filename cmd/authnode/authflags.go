@@ -29,6 +29,7 @@ type authFlags struct {
 	cacheMode              string
 	authTTL, watermarkSync time.Duration
 	changePoll             time.Duration
+	redisURL               string
 }
 
 // issuerFlags configure one issuer from flags; --config adds more.
@@ -60,7 +61,8 @@ func (f *serveFlags) addAuthFlags() {
 	fs.StringVar(&a.tlsCert, "tls-cert-file", "", "PEM certificate for the public gRPC and HTTP listeners")
 	fs.StringVar(&a.tlsKey, "tls-key-file", "", "PEM private key for --tls-cert-file")
 	fs.StringVar(&a.tlsCA, "tls-client-ca-file", "", "PEM CA bundle: require client certificates signed by it (mTLS)")
-	fs.StringVar(&a.cacheMode, "cache-mode", d.CacheMode, "cluster, local or off (ENABLE_AUTH_CACHE=false forces off)")
+	fs.StringVar(&a.cacheMode, "cache-mode", d.CacheMode, "cluster, local, redis (per-node caches over Redis, the original plan; needs --redis-url) or off (ENABLE_AUTH_CACHE=false forces off)")
+	fs.StringVar(&a.redisURL, "redis-url", "", "optional Redis (redis://[user:password@]host:port/db) for a shared copy of cache entries and one more invalidation channel")
 	fs.DurationVar(&a.authTTL, "auth-ttl", d.AuthTTL, "longest a policy, API key or session stays cached: the staleness bound of a member cut off from invalidations")
 	fs.DurationVar(&a.watermarkSync, "watermark-sync", d.WatermarkSync, "how often revocation watermarks are read again from the source")
 	fs.DurationVar(&a.changePoll, "change-poll", d.ChangePoll, "how often a SQLite source's change feed is read (PostgreSQL pushes changes)")
@@ -70,7 +72,7 @@ func (f *serveFlags) addAuthFlags() {
 // (for ENABLE_AUTH_CACHE).
 func (a *authFlags) apply(cfg *node.Config, env func(string) (string, bool), given map[string]bool) error {
 	cfg.AdminAddr, cfg.DevInsecureAPI, cfg.AuthTTL, cfg.WatermarkSync = a.adminAddr, a.devInsecureAPI, a.authTTL, a.watermarkSync
-	cfg.CacheMode, cfg.ChangePoll = a.cacheMode, a.changePoll
+	cfg.CacheMode, cfg.ChangePoll, cfg.RedisURL = a.cacheMode, a.changePoll, a.redisURL
 	if v, ok := env("ENABLE_AUTH_CACHE"); ok {
 		switch strings.ToLower(strings.TrimSpace(v)) {
 		case "false", "0", "no", "off":

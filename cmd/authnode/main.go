@@ -6,9 +6,15 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/logging"
 )
 
 func main() {
+	// go-redis logs every failed dial to its own process-wide logger;
+	// the fallback's circuit breaker already reports Redis trouble once.
+	redis.SetLogger(&logging.VoidLogger{})
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -1,0 +1,44 @@
+package node
+
+import (
+	"github.com/avion/authnode/auth"
+	"github.com/avion/authnode/redisfallback"
+)
+
+// startRedis builds the Redis fallback when RedisURL is set; it connects
+// only when Run starts it, and nothing ever waits on it for long.
+func (n *Node) startRedis() error {
+	if n.cfg.RedisURL == "" {
+		return nil
+	}
+	cfg := redisfallback.DefaultConfig(n.cfg.RedisURL)
+	cfg.Logger, cfg.Now = n.log, n.cfg.Now
+	fb, err := redisfallback.New(cfg, n.clock, n.cache.Known)
+	if err != nil {
+		return err
+	}
+	n.redis = fb
+	return nil
+}
+
+// byUser reports whether group is keyed by user id: its Redis copies live
+// in the user's one hash, so one delete removes them all.
+func byUser(group string) bool {
+	return group == auth.GroupUsers || group == auth.GroupSessions
+}
+
+// invalidated drops the Redis copies of what this node just invalidated.
+// Every node does, for every invalidation it processes (a call, gossip, the
+// change feed): a node sends its delete after its own earlier copy writes,
+// so no write it had in flight can land after the delete.
+func (n *Node) invalidated(group, key string, all bool) {
+	switch {
+	case n.redis == nil:
+	case all:
+		n.redis.DeleteAll()
+	case byUser(group):
+		n.redis.DeleteUser(key)
+	default:
+		n.redis.Delete(group, key)
+	}
+}
