@@ -223,6 +223,7 @@ func (n *Node) ClusterInfo() transport.ClusterInfo {
 	info := transport.ClusterInfo{
 		Node: n.cfg.Name, RingEpoch: snap.Epoch(), RingFingerprint: strconv.FormatUint(snap.Fingerprint(), 16),
 		PartitionsOwned: snap.PartitionsOwned(n.cfg.Name), Groups: map[string]transport.GroupInfo{}, CacheMode: n.cfg.CacheMode,
+		Redis: n.redisInfo(),
 	}
 	suspects := n.cache.Suspects()
 	for name, m := range n.cluster.View().Members {

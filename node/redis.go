@@ -3,6 +3,7 @@ package node
 import (
 	"github.com/avion/authnode/auth"
 	"github.com/avion/authnode/redisfallback"
+	"github.com/avion/authnode/transport"
 )
 
 // startRedis builds the Redis fallback when RedisURL is set; it connects
@@ -40,5 +41,26 @@ func (n *Node) invalidated(group, key string, all bool) {
 		n.redis.DeleteUser(key)
 	default:
 		n.redis.Delete(group, key)
+	}
+}
+
+// RedisStats returns the Redis fallback's counters and breaker state; ok
+// is false without Redis.
+func (n *Node) RedisStats() (st redisfallback.Stats, ok bool) {
+	if n.redis == nil {
+		return st, false
+	}
+	return n.redis.Stats(), true
+}
+
+// redisInfo is the fallback's state for the admin cluster view.
+func (n *Node) redisInfo() *transport.RedisInfo {
+	st, ok := n.RedisStats()
+	if !ok {
+		return nil
+	}
+	return &transport.RedisInfo{
+		CircuitOpen: st.Open, Hits: st.Hits, Misses: st.Misses, StaleSkipped: st.StaleSkipped,
+		WriteDrops: st.WriteDrops, Errors: st.Errors, DeletesPending: st.DeletesPending,
 	}
 }

@@ -79,6 +79,18 @@ type ClusterInfo struct {
 	PartitionsOwned int                  `json:"partitions_owned"`
 	Groups          map[string]GroupInfo `json:"groups"`
 	CacheMode       string               `json:"cache_mode"`
+	Redis           *RedisInfo           `json:"redis,omitempty"` // nil without Redis
+}
+
+// RedisInfo is the Redis fallback's state in ClusterInfo.
+type RedisInfo struct {
+	CircuitOpen    bool   `json:"circuit_open"`
+	Hits           uint64 `json:"hits"`
+	Misses         uint64 `json:"misses"`
+	StaleSkipped   uint64 `json:"stale_skipped"`
+	WriteDrops     uint64 `json:"write_drops"`
+	Errors         uint64 `json:"errors"`
+	DeletesPending int    `json:"deletes_pending"`
 }
 
 // MemberInfo is one member in ClusterInfo.
