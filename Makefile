@@ -42,6 +42,7 @@ bench: ## hot-path benchmarks (figures go to docs/BENCHMARKS.md)
 fuzz: ## run every fuzz test for FUZZ_TIME each (a duration, default 10s, or a count like 5000x)
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMeta$$' -fuzztime $(FUZZ_TIME) ./cluster
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequests$$' -fuzztime $(FUZZ_TIME) ./transport
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZ_TIME) ./redisfallback
 	$(GO) test -run '^$$' -fuzz '^FuzzAllows$$' -fuzztime $(FUZZ_TIME) ./auth
 	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZ_TIME) ./auth
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodePolicy$$' -fuzztime $(FUZZ_TIME) ./store
