@@ -76,6 +76,8 @@ func (n *Node) raiseEverywhere(ctx context.Context, userID string, mark time.Tim
 // one, raises it everywhere: disabling a user revokes its tokens in the
 // source, and every node must honour that at once, not at its next read.
 func (n *Node) pushWatermark(ctx context.Context, userID string) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	p, err := n.cfg.Source.UserPolicy(ctx, userID)
 	if err != nil {
 		n.log.Warn("reading a user's watermark", "user", userID, "err", err)

@@ -13,21 +13,25 @@ import (
 // result (nil for the owner's own call, and when there is no owner).
 type memberCall func(ctx context.Context, member string, ownerErr error) error
 
-// fanOut runs call for owner first (when owner is a member), then for every
-// other member at once, all within InvalidateTimeout. call runs for this
+// fanOut runs call for owner first (when owner is a member), within a
+// third of InvalidateTimeout, then for every other member at once, within
+// a full InvalidateTimeout of their own: an owner that hangs cannot use up
+// the time the others need to relay to it or bypass it. call runs for this
 // node too; it decides what to do locally. It returns how many members
 // acknowledged and the owner's error.
-func (n *Node) fanOut(ctx context.Context, owner string, call memberCall) (transport.Acks, error) {
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.InvalidateTimeout)
-	defer cancel()
+func (n *Node) fanOut(parent context.Context, owner string, call memberCall) (transport.Acks, error) {
 	members := n.Current().Members()
 	acks := transport.Acks{Members: len(members)}
 	var ownerErr error
 	if owner != "" {
-		if ownerErr = n.callMember(ctx, owner, call, nil); ownerErr == nil {
+		octx, cancel := context.WithTimeout(parent, n.cfg.InvalidateTimeout/3)
+		if ownerErr = n.callMember(octx, owner, call, nil); ownerErr == nil {
 			acks.Acknowledged++
 		}
+		cancel()
 	}
+	ctx, cancel := context.WithTimeout(parent, n.cfg.InvalidateTimeout)
+	defer cancel()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, m := range members {

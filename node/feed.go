@@ -29,24 +29,42 @@ func (n *Node) watchChanges(ctx context.Context) {
 	if !ok {
 		return
 	}
-	_ = feed.WatchChanges(ctx, n.cfg.ChangePoll, func(c auth.Change) { n.applyChange(ctx, feed, c) })
+	started := false
+	_ = feed.WatchChanges(ctx, n.cfg.ChangePoll, func(c auth.Change) {
+		if c.Reset {
+			n.feedReset(started)
+			started = true
+			return
+		}
+		n.applyChange(ctx, feed, c)
+	})
+}
+
+// feedReset handles a (re)start of the change feed: changes made before it
+// may never have been heard here. Entries are dropped either way. After a
+// reconnect, or at start without seeds (a node alone: no other node can
+// have heard the changes and deleted the Redis copies), copies kept
+// outside the cache from before are distrusted too (a Flush raises Known
+// for every key). A node that joins a cluster gets what its peers heard
+// through gossip, and their Redis deletes have landed.
+func (n *Node) feedReset(started bool) {
+	if started || len(n.cfg.Join) == 0 {
+		n.cache.Flush("the change feed (re)started: changes may have been missed")
+		return
+	}
+	n.cache.Drop()
+	if n.auth.authz != nil {
+		n.auth.authz.Clear()
+	}
 }
 
 // applyChange invalidates what c names. Every node hears every change and
 // drops its own copies at once; the owner of a changed user, or for a
 // change of everything every node, then also drops them on every member,
 // after its own drop, so that no member keeps a hot copy it fetched from an
-// owner that had not heard the change yet. A reset (the feed started or
-// reconnected: this node may have missed changes the others heard) drops
-// this node's entries only.
+// owner that had not heard the change yet.
 func (n *Node) applyChange(ctx context.Context, feed changeFeed, c auth.Change) {
 	switch {
-	case c.Reset:
-		n.cache.Drop()
-		if n.auth.authz != nil {
-			n.auth.authz.Clear()
-		}
-		n.syncWatermarksSoon()
 	case c.UserID != "":
 		n.userChanged(ctx, c.UserID)
 	case c.Role != "":
@@ -69,8 +87,16 @@ func (n *Node) userChanged(ctx context.Context, userID string) {
 	if auth.CheckUserID(userID) != nil {
 		return
 	}
-	n.cache.Group(auth.GroupUsers).Invalidate(userID, n.clock.Now())
-	if n.route().Owner(userID) != n.cfg.Name {
+	gen := n.clock.Now()
+	n.cache.Group(auth.GroupUsers).Invalidate(userID, gen)
+	if owner := n.route().Owner(userID); owner != n.cfg.Name {
+		// The owner hears the change too, unless its listener is down:
+		// tell it, so this node cannot fetch the old policy back from it.
+		ctx, cancel := context.WithTimeout(ctx, n.cfg.InvalidateTimeout)
+		defer cancel()
+		if err := n.pool.Invalidate(ctx, owner, auth.GroupUsers, userID, false, gen); err != nil {
+			n.cache.Group(auth.GroupUsers).BypassOwner(userID)
+		}
 		return
 	}
 	if acks, err := n.invalidateKeys(ctx, userID, auth.GroupUsers); err != nil || acks.Acknowledged < acks.Members {

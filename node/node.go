@@ -394,6 +394,9 @@ type gossipState struct{ n *Node }
 const (
 	recentRevocations   = 10 * time.Minute
 	maxGossipRevocation = 4096
+	// maxWatermarkAhead bounds how far ahead a gossiped watermark may be:
+	// a far-future one would block a user's tokens for good.
+	maxWatermarkAhead = 2 * time.Minute
 )
 
 func (s gossipState) Local() []byte {
@@ -416,9 +419,15 @@ func (s gossipState) Merge(remote []byte) {
 		return
 	}
 	applied := s.n.cache.Apply(st.Invalidations)
+	limit := s.n.cfg.Now().Add(maxWatermarkAhead)
+	for user, before := range st.Revocations {
+		if before.After(limit) { // as the peer Revoke RPC: never far ahead
+			delete(st.Revocations, user)
+		}
+	}
 	raised := s.n.auth.marks.Merge(st.Revocations)
 	if applied > 0 || raised > 0 {
-		s.n.log.Info("caught up from a peer", "invalidations", applied, "revocations", raised)
+		s.n.log.Debug("caught up from a peer", "invalidations", applied, "revocations", raised)
 	}
 }
 

@@ -46,9 +46,12 @@ func (b *bypass) active(key string, now time.Time) bool {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.expire(now)
+	if now.Before(b.allUntil) || now.Before(b.keys[key]) {
+		return true
+	}
+	delete(b.keys, key) // expired: forget it (others expire on add)
 	b.count(now)
-	return now.Before(b.allUntil) || now.Before(b.keys[key])
+	return false
 }
 
 func (b *bypass) expire(now time.Time) {

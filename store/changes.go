@@ -91,12 +91,15 @@ func (s *Store) readChanges(ctx context.Context, last int64, apply func(auth.Cha
 // listen LISTENs on its own PostgreSQL connection, reconnecting with
 // backoff; after every (re)connect it reports everything as changed.
 func (s *Store) listen(ctx context.Context, apply func(auth.Change)) error {
-	backoff := 100 * time.Millisecond
+	const first = 100 * time.Millisecond
+	backoff := first
 	for {
-		if err := s.listenOnce(ctx, apply); ctx.Err() != nil {
+		listened, _ := s.listenOnce(ctx, apply)
+		if ctx.Err() != nil {
 			return ctx.Err()
-		} else if err == nil {
-			backoff = 100 * time.Millisecond
+		}
+		if listened { // the connection worked: a new failure starts over
+			backoff = first
 		}
 		if err := wait(ctx, backoff); err != nil {
 			return err
@@ -105,21 +108,27 @@ func (s *Store) listen(ctx context.Context, apply func(auth.Change)) error {
 	}
 }
 
-func (s *Store) listenOnce(ctx context.Context, apply func(auth.Change)) error {
+// listenOnce connects, LISTENs and applies notifications until the
+// connection fails; listened reports whether LISTEN succeeded.
+func (s *Store) listenOnce(ctx context.Context, apply func(auth.Change)) (listened bool, err error) {
 	s.count(KindChanges)
 	conn, err := pgx.Connect(ctx, s.url)
 	if err != nil {
-		return err
+		return false, err
 	}
-	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		_ = conn.Close(closeCtx)
+	}()
 	if _, err := conn.Exec(ctx, "LISTEN "+changeChannel); err != nil {
-		return err
+		return false, err
 	}
 	apply(auth.Change{All: true, Reset: true})
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
-			return err
+			return true, err
 		}
 		apply(parseChange(n.Payload))
 	}

@@ -141,3 +141,27 @@ func TestUsersWithRole(t *testing.T) {
 		}
 	})
 }
+
+// TestDisablingWithSQLRevokesTokens: a user disabled with plain SQL gets a
+// watermark at the moment of the change, on both drivers.
+func TestDisablingWithSQLRevokesTokens(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, s *Store, _ string) {
+		mustImport(t, s, "users:\n  - {id: alice, roles: []}\n", false)
+		ctx := context.Background()
+		before := time.Now().Add(-time.Second)
+		if _, err := s.db.ExecContext(ctx, `UPDATE users SET disabled = TRUE WHERE id = 'alice'`); err != nil {
+			t.Fatal(err)
+		}
+		p, err := s.UserPolicy(ctx, "alice")
+		if err != nil || !p.Disabled || p.TokensRevokedBefore.Before(before) || p.TokensRevokedBefore.After(time.Now().Add(time.Second)) {
+			t.Fatalf("after disabling: %+v, %v", p, err)
+		}
+		mark := p.TokensRevokedBefore
+		if _, err := s.db.ExecContext(ctx, `UPDATE users SET disabled = TRUE WHERE id = 'alice'`); err != nil {
+			t.Fatal(err)
+		}
+		if p, _ := s.UserPolicy(ctx, "alice"); !p.TokensRevokedBefore.Equal(mark) {
+			t.Fatalf("an update that does not disable moved the watermark: %v → %v", mark, p.TokensRevokedBefore)
+		}
+	})
+}

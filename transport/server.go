@@ -80,21 +80,31 @@ func (p *peerService) Invalidate(ctx context.Context, req *peerpb.InvalidateRequ
 	case shard.CheckKey(req.GetKey()) != nil:
 		return nil, toStatus(shard.CheckKey(req.GetKey()))
 	default:
-		p.relayToOwner(ctx, g, req)
+		if req.GetRelayOwner() != "" {
+			// Stop asking the owner first: until the relay is
+			// confirmed it may hold the old value.
+			g.BypassOwner(req.GetKey())
+		}
 		g.Invalidate(req.GetKey(), gen)
+		p.relayToOwner(ctx, g, req)
 	}
 	return &peerpb.InvalidateResponse{}, nil
 }
 
 // relayToOwner passes an invalidation the sender could not deliver on to
-// the key's owner; if this node cannot either, it stops asking the owner
-// for the key (shard.Group.BypassOwner).
-func (p *peerService) relayToOwner(ctx context.Context, g *shard.Group, req *peerpb.InvalidateRequest) {
+// the key's owner, within half of what is left of the caller's deadline (so
+// this node still answers in time). The key stays bypassed on this node
+// (shard.Group.BypassOwner, set before) until the owner's entries expire:
+// an owner the sender could not reach may be flapping.
+func (p *peerService) relayToOwner(ctx context.Context, _ *shard.Group, req *peerpb.InvalidateRequest) {
 	owner := req.GetRelayOwner()
-	if owner == "" {
+	if owner == "" || p.relay == nil {
 		return
 	}
-	if p.relay == nil || p.relay(ctx, owner, req.GetGroup(), req.GetKey(), hlc.Gen(req.GetGen())) != nil {
-		g.BypassOwner(req.GetKey())
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Until(deadline)/2)
+		defer cancel()
 	}
+	_ = p.relay(ctx, owner, req.GetGroup(), req.GetKey(), hlc.Gen(req.GetGen()))
 }
