@@ -156,20 +156,11 @@ func parseChange(payload string) auth.Change {
 // UsersWithRole returns up to limit users holding role.
 func (s *Store) UsersWithRole(ctx context.Context, role string, limit int) ([]string, error) {
 	s.count(KindChanges)
-	rows, err := s.db.QueryContext(ctx, `SELECT user_id FROM user_roles WHERE role = ? ORDER BY user_id LIMIT ?`, role, limit)
+	out, err := s.strings(ctx, `SELECT user_id FROM user_roles WHERE role = ? ORDER BY user_id LIMIT ?`, role, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: users with role: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var u string
-		if err := rows.Scan(&u); err != nil {
-			return nil, fmt.Errorf("store: users with role: %w", err)
-		}
-		out = append(out, u)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // wait sleeps for d or until ctx ends.

@@ -223,19 +223,28 @@ func (s *Store) Cleanup(ctx context.Context, now time.Time, maxTokenLifetime tim
 // warmup.
 func (s *Store) RecentUsers(ctx context.Context, limit int) ([]string, error) {
 	s.count(KindAdmin)
-	rows, err := s.db.QueryContext(ctx, `SELECT user_id FROM sessions WHERE expires_at > ? ORDER BY expires_at DESC LIMIT ?`,
+	out, err := s.strings(ctx, `SELECT user_id FROM sessions WHERE expires_at > ? ORDER BY expires_at DESC LIMIT ?`,
 		time.Now().UnixNano(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: recent users: %w", err)
 	}
+	return out, nil
+}
+
+// strings runs a query of one text column and returns its values.
+func (s *Store) strings(ctx context.Context, q string, args ...any) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
-		var u string
-		if err := rows.Scan(&u); err != nil {
-			return nil, fmt.Errorf("store: recent users: %w", err)
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
 		}
-		out = append(out, u)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
