@@ -363,12 +363,10 @@ func (*RevokeResponse) Descriptor() ([]byte, []int) {
 	return file_authnode_peer_v1_peer_proto_rawDescGZIP(), []int{5}
 }
 
-// GossipState is what a node adds to memberlist's push-pull exchange: its
-// most recent invalidations, so a node returning from a partition catches up
-// on what it missed. Bounded: recent entries only.
 // GossipState is what a node sends in memberlist's push-pull exchange (its
 // recent invalidations and revocations), and what it broadcasts (one of
-// them), so a node that missed a gRPC call catches up.
+// them), so a node that missed a gRPC call or was cut off catches up.
+// Bounded: recent entries only.
 type GossipState struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Invalidations []*Invalidation        `protobuf:"bytes,1,rep,name=invalidations,proto3" json:"invalidations,omitempty"`
