@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/avion/authnode/auth"
@@ -73,12 +74,28 @@ func (n *Node) applyChange(ctx context.Context, feed changeFeed, c auth.Change) 
 			n.everythingChanged(ctx)
 			return
 		}
-		for _, u := range users {
-			n.userChanged(ctx, u)
-		}
+		n.usersChanged(ctx, users)
 	default:
 		n.everythingChanged(ctx)
 	}
+}
+
+// roleFanout bounds how many users of a changed role are handled at once:
+// one slow member must not hold up the rest of the feed for long.
+const roleFanout = 16
+
+// usersChanged is userChanged for many users, roleFanout at a time.
+func (n *Node) usersChanged(ctx context.Context, users []string) {
+	sem := make(chan struct{}, roleFanout)
+	var wg sync.WaitGroup
+	for _, u := range users {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			n.userChanged(ctx, u)
+		})
+	}
+	wg.Wait()
 }
 
 // userChanged drops userID's policy here and, on its owner, everywhere;
