@@ -53,6 +53,7 @@ type Cluster struct {
 	joined  atomic.Bool
 
 	events     *events
+	delegate   *delegate
 	silence    *silence
 	broadcasts *broadcasts
 	gossipAddr string
@@ -91,7 +92,7 @@ func start(cfg Config, onChange func(View), meta []byte) (*Cluster, error) {
 		cfg: cfg, log: cfg.Logger.With("component", "cluster"), ring: r, onChange: onChange,
 		changed: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
-	c.events = &events{c: c, nodes: map[string]nodeInfo{}}
+	c.events = &events{c: c, nodes: map[string]nodeInfo{}, departed: map[string]departure{}}
 	c.broadcasts = newBroadcasts(func() int { return len(c.events.snapshot()) })
 	limit := cfg.MaxSilence
 	if limit <= 0 {
@@ -138,7 +139,9 @@ func (c *Cluster) memberlistConfig(meta []byte) *memberlist.Config {
 	mc.GossipInterval, mc.PushPullInterval, mc.TCPTimeout = t.GossipInterval, t.PushPullInterval, t.TCPTimeout
 	mc.DeadNodeReclaimTime = t.DeadNodeReclaimTime
 	mc.SecretKey = c.cfg.GossipKey
-	mc.Delegate = &delegate{meta: meta, state: c.cfg.State, broadcasts: c.broadcasts}
+	c.delegate = &delegate{state: c.cfg.State, broadcasts: c.broadcasts}
+	c.delegate.meta.Store(&meta)
+	mc.Delegate = c.delegate
 	mc.Events = c.events
 	mc.Ping = pings{c.silence}
 	mc.Logger = log.New(&logWriter{log: c.log}, "", 0)
@@ -176,9 +179,19 @@ func (c *Cluster) View() View {
 func (c *Cluster) GossipAddr() string { return c.gossipAddr }
 
 // Leave tells the others this node is going, waiting up to timeout for the
-// message to spread. They drop it from their rings at once.
+// messages to spread: first its metadata marked leaving (so they count it
+// as left, not failed), then the leave itself. They drop it from their
+// rings at once.
 func (c *Cluster) Leave(timeout time.Duration) error {
-	if err := c.ml.Leave(timeout); err != nil {
+	meta := c.cfg.Meta
+	meta.Leaving = true
+	if b, err := meta.Encode(); err == nil {
+		c.delegate.meta.Store(&b)
+		if err := c.ml.UpdateNode(timeout / 2); err != nil {
+			c.log.Warn("announcing the leave", "err", err)
+		}
+	}
+	if err := c.ml.Leave(timeout / 2); err != nil {
 		return fmt.Errorf("cluster: leave: %w", err)
 	}
 	return nil
@@ -263,16 +276,17 @@ func (c *Cluster) members() map[string]Member {
 
 // delegate serves this node's metadata and state to memberlist.
 type delegate struct {
-	meta       []byte
+	meta       atomic.Pointer[[]byte]
 	state      State // nil: no state
 	broadcasts *broadcasts
 }
 
 func (d *delegate) NodeMeta(limit int) []byte {
-	if len(d.meta) > limit {
+	meta := *d.meta.Load()
+	if len(meta) > limit {
 		return nil
 	}
-	return d.meta
+	return meta
 }
 
 // NotifyMsg passes a broadcast from another member to the state. The
@@ -306,9 +320,10 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 // Memberlist.Members returns are updated in place afterwards. It must not
 // block.
 type events struct {
-	c     *Cluster
-	mu    sync.Mutex
-	nodes map[string]nodeInfo
+	c        *Cluster
+	mu       sync.Mutex
+	nodes    map[string]nodeInfo
+	departed map[string]departure // members that left the view, until they rejoin
 }
 
 type nodeInfo struct {
@@ -320,6 +335,7 @@ func (e *events) put(n *memberlist.Node) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.nodes[n.Name] = nodeInfo{addr: n.Address(), meta: bytes.Clone(n.Meta)}
+	delete(e.departed, n.Name)
 }
 
 func (e *events) snapshot() map[string]nodeInfo {
@@ -333,7 +349,7 @@ func (e *events) NotifyJoin(n *memberlist.Node) {
 	if n.Name != e.c.cfg.Name {
 		e.c.silence.expect() // silence counts from when there is a peer to hear
 	}
-	e.c.log.Info("member joined", "member", n.Name, "addr", n.Address())
+	e.c.log.Info("member joined", "member", n.Name, "addr", n.Address(), "state", StateAlive)
 	e.c.signal()
 }
 
@@ -341,9 +357,10 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	e.mu.Lock()
 	delete(e.nodes, n.Name)
 	peers := len(e.nodes) - 1 // without this node
+	state := e.departedLocked(n, time.Now())
 	e.mu.Unlock()
 	e.c.silence.peerLeft(n, peers)
-	e.c.log.Info("member left or failed", "member", n.Name, "addr", n.Address())
+	e.c.log.Info("member "+state, "member", n.Name, "addr", n.Address(), "state", state)
 	e.c.signal()
 }
 

@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"sync"
 	"testing"
@@ -103,6 +104,15 @@ func TestLeaveIsSeenAtOnce(t *testing.T) {
 	_ = nodes[2].Shutdown()
 	took := eventually(t, 5*time.Second, "the leave to spread", func() bool { return agree(nodes[:2], 2) })
 	t.Logf("a graceful leave reached every ring in %v", took)
+	wantStates(t, nodes[0], map[string]int{StateAlive: 2, StateFailed: 0, StateLeft: 1})
+}
+
+// wantStates fails unless c counts its members as want.
+func wantStates(t *testing.T, c *Cluster, want map[string]int) {
+	t.Helper()
+	if got := c.MemberStates(); !maps.Equal(got, want) {
+		t.Fatalf("member states %v, want %v", got, want)
+	}
 }
 
 func TestFailedNodeIsDropped(t *testing.T) {
@@ -111,6 +121,33 @@ func TestFailedNodeIsDropped(t *testing.T) {
 	_ = nodes[2].Shutdown() // no Leave: the others must detect it
 	took := eventually(t, 30*time.Second, "failure detection", func() bool { return agree(nodes[:2], 2) })
 	t.Logf("a failed node left every ring after %v (local timings)", took)
+	wantStates(t, nodes[0], map[string]int{StateAlive: 2, StateFailed: 1, StateLeft: 0})
+	if got := nodes[0].events.states(time.Now().Add(departureMemory + time.Minute)); got[StateFailed] != 0 {
+		t.Fatalf("a failure was remembered beyond %v: %v", departureMemory, got)
+	}
+	wantStates(t, nodes[0], map[string]int{StateAlive: 2, StateFailed: 0, StateLeft: 0})
+}
+
+// TestRejoinedMemberIsAliveAgain: a failed member that comes back under its
+// name is no longer counted as failed.
+func TestRejoinedMemberIsAliveAgain(t *testing.T) {
+	nodes := startNodes(t, 2)
+	eventually(t, 10*time.Second, "one ring", func() bool { return agree(nodes, 2) })
+	_ = nodes[1].Shutdown()
+	eventually(t, 30*time.Second, "failure detection", func() bool { return nodes[0].MemberStates()[StateFailed] == 1 })
+	cfg := LocalConfig("node-1")
+	cfg.Meta.PeerAddr = "127.0.0.1:20001"
+	cfg.Logger = testLogger(t)
+	back, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = back.Shutdown() })
+	if _, err := back.Join([]string{nodes[0].GossipAddr()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the member to come back", func() bool { return nodes[0].MemberStates()[StateAlive] == 2 })
+	wantStates(t, nodes[0], map[string]int{StateAlive: 2, StateFailed: 0, StateLeft: 0})
 }
 
 func TestOnChangeSeesEveryRing(t *testing.T) {

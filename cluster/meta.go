@@ -28,6 +28,9 @@ type Meta struct {
 	PeerAddr string `json:"peer"`
 	// Zone is the node's failure domain (for example a Kubernetes zone).
 	Zone string `json:"zone,omitempty"`
+	// Leaving is set by a node about to leave gracefully, so the others
+	// count its departure as a leave rather than a failure.
+	Leaving bool `json:"leaving,omitempty"`
 }
 
 // Encode returns m as gossip metadata.
