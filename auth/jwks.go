@@ -56,6 +56,8 @@ type JWKS struct {
 	skipped atomic.Int64
 	fetches atomic.Int64
 	lastOK  atomic.Int64 // unix nanos of the last successful refresh
+	n       jwksCounters
+	onFetch atomic.Pointer[func(time.Duration, error)]
 	next    atomic.Int64 // unix nanos of the next periodic refresh
 	// version counts changes of the key set; epoch counts the changes that
 	// removed a kid or changed its key, which end cached validations.
@@ -101,9 +103,55 @@ func (j *JWKS) Close() { j.cancel() }
 // Keys returns the current keys; the caller must not modify them.
 func (j *JWKS) Keys() []Key { return *j.keys.Load() }
 
-// Stats returns the fetch count, skipped keys and last successful refresh.
-func (j *JWKS) Stats() (fetches, skipped int64, lastOK time.Time) {
-	return j.fetches.Load(), j.skipped.Load(), time.Unix(0, j.lastOK.Load())
+// JWKSStats counts what a JWKS has done since NewJWKS.
+type JWKSStats struct {
+	Fetches  uint64    // fetches started
+	Failures uint64    // fetches that failed (the last good set stayed)
+	Skipped  uint64    // keys skipped because they could not be parsed
+	LastOK   time.Time // the last successful fetch; zero before the first
+	Keys     int       // keys in the current set
+	// KidHits and KidMisses count tokens whose kid was found in the set,
+	// and those whose kid was not.
+	KidHits, KidMisses uint64
+	// UnknownKidRefreshes counts refreshes started (or joined) because a
+	// token named an unknown kid: at most one per Cooldown.
+	UnknownKidRefreshes uint64
+}
+
+type jwksCounters struct {
+	failures, kidHits, kidMisses, unknownRefreshes atomic.Uint64
+}
+
+// Stats returns the counters.
+func (j *JWKS) Stats() JWKSStats {
+	st := JWKSStats{
+		Fetches: uint64(j.fetches.Load()), Failures: j.n.failures.Load(), Skipped: uint64(j.skipped.Load()),
+		Keys: len(j.Keys()), KidHits: j.n.kidHits.Load(), KidMisses: j.n.kidMisses.Load(),
+		UnknownKidRefreshes: j.n.unknownRefreshes.Load(),
+	}
+	if ns := j.lastOK.Load(); ns != 0 {
+		st.LastOK = time.Unix(0, ns)
+	}
+	return st
+}
+
+// OnFetch sets fn to be called after every fetch with its duration and
+// result (nil error: the set was replaced). fn must not block.
+func (j *JWKS) OnFetch(fn func(time.Duration, error)) {
+	if fn == nil {
+		j.onFetch.Store(nil)
+		return
+	}
+	j.onFetch.Store(&fn)
+}
+
+// countKid counts a token's kid as found in the set or not.
+func (j *JWKS) countKid(found bool) {
+	if found {
+		j.n.kidHits.Add(1)
+	} else {
+		j.n.kidMisses.Add(1)
+	}
 }
 
 // Refresh fetches the set now (sharing a fetch already in flight). On
@@ -120,6 +168,19 @@ func (j *JWKS) Refresh(ctx context.Context) error {
 
 func (j *JWKS) refresh(ctx context.Context) error {
 	j.fetches.Add(1)
+	start := time.Now()
+	err := j.replace(ctx)
+	if err != nil {
+		j.n.failures.Add(1)
+	}
+	if fn := j.onFetch.Load(); fn != nil {
+		(*fn)(time.Since(start), err)
+	}
+	return err
+}
+
+// replace fetches and parses the set and makes it current.
+func (j *JWKS) replace(ctx context.Context) error {
 	doc, maxAge, err := j.fetch(ctx)
 	if err != nil {
 		return err
@@ -248,6 +309,7 @@ func (j *JWKS) UnknownKid(ctx context.Context) bool {
 	}
 	j.lastUnknown = now
 	j.mu.Unlock()
+	j.n.unknownRefreshes.Add(1)
 	done := j.flight.DoChan("refresh", func() (any, error) { return nil, j.refresh(j.base) })
 	wait := time.NewTimer(j.cfg.Wait)
 	defer wait.Stop()

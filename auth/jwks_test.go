@@ -129,8 +129,8 @@ func TestFailedFetchKeepsLastGoodSet(t *testing.T) {
 	k := testKeys()
 	srv := newJWKSServer(t, `{"keys":[`+jwkJSON("a", &k.rsa.PublicKey)+`,{"kty":"RSA","kid":"broken","n":"!!","e":"AQAB"}]}`)
 	j := newTestJWKS(t, JWKSConfig{URL: srv.URL})
-	if _, skipped, _ := j.Stats(); skipped != 1 || len(j.Keys()) != 1 {
-		t.Fatalf("keys %d, skipped %d", len(j.Keys()), skipped)
+	if st := j.Stats(); st.Skipped != 1 || len(j.Keys()) != 1 {
+		t.Fatalf("keys %d, skipped %d", len(j.Keys()), st.Skipped)
 	}
 	for _, bad := range []struct {
 		doc    string

@@ -190,8 +190,12 @@ func (v *Validator) Validate(ctx context.Context, token string) (Claims, error) 
 		return Claims{}, err
 	}
 	is, key, err := v.pick(header, payload)
-	if ErrorCode(err) == CodeUnknownKid && is != nil && is.JWKS != nil && is.JWKS.UnknownKid(ctx) {
-		is, key, err = v.pick(header, payload)
+	if is != nil && is.JWKS != nil && ErrorCode(err) != CodeMalformed { // the kid was looked up
+		unknown := ErrorCode(err) == CodeUnknownKid
+		is.JWKS.countKid(!unknown)
+		if unknown && is.JWKS.UnknownKid(ctx) {
+			is, key, err = v.pick(header, payload)
+		}
 	}
 	if err != nil {
 		return Claims{}, err
@@ -298,7 +302,7 @@ func (v *Validator) pick(header, payload map[string]json.RawMessage) (*Issuer, K
 		return is, Key{}, err
 	}
 	if key.Algorithm != alg {
-		return nil, Key{}, tokenErr(CodeAlgNotAllowed, "the key is bound to another algorithm")
+		return is, Key{}, tokenErr(CodeAlgNotAllowed, "the key is bound to another algorithm")
 	}
 	return is, key, nil
 }
