@@ -154,6 +154,12 @@ type GroupConfig struct {
 	// from an owner (1: every answer; 0: no hot copies). Copies of hot keys
 	// are what keep one popular key from melting its owner. Default 10.
 	HotSampleEvery int
+
+	// ObserveAge, when set, is called with the age of a served entry (the
+	// time since its load began) for one hit in ageSampleEvery: owner
+	// shard and hot-copy hits. It must be fast and safe for concurrent
+	// use.
+	ObserveAge func(age time.Duration)
 }
 
 // DefaultGroupConfig returns production defaults for a group.

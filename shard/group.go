@@ -106,7 +106,7 @@ func CheckKey(key string) error {
 
 func (g *Group) getOwned(ctx context.Context, key string) (Entry, error) {
 	if e, ok := g.owned.get(key, g.floors.all.Load()); ok {
-		g.n.hits.Add(1)
+		g.sampleAge(g.n.hits.Add(1), e.Gen)
 		return e.Entry, nil
 	}
 	return g.load(ctx, key, asOwner)
@@ -120,8 +120,22 @@ func (g *Group) getHot(key string) (Entry, bool) {
 	if !ok {
 		return Entry{}, false
 	}
-	g.n.hotHits.Add(1)
+	g.sampleAge(g.n.hotHits.Add(1), e.Gen)
 	return e.Entry, true
+}
+
+// ageSampleEvery is how many hits pass per age observation: a power of
+// two, so the hit counter picks the sample for free.
+const ageSampleEvery = 16
+
+// sampleAge reports the age of an entry of generation gen served as the
+// count-th hit, for one hit in ageSampleEvery.
+func (g *Group) sampleAge(count uint64, gen hlc.Gen) {
+	if count%ageSampleEvery == 0 && g.cfg.ObserveAge != nil {
+		// A generation from a clock ahead of this one would give a
+		// negative age.
+		g.cfg.ObserveAge(max(0, time.Duration(g.c.cfg.Now().UnixNano()-int64(gen))))
+	}
 }
 
 // serveForward answers a forwarded get without forwarding it again.
