@@ -46,7 +46,8 @@ type Pool struct {
 	ring RingSource
 	opts []grpc.DialOption
 
-	faults atomic.Pointer[Faults]
+	faults   atomic.Pointer[Faults]
+	observer atomic.Pointer[CallObserver]
 
 	mu      sync.RWMutex
 	peers   map[string]*peerConn
@@ -76,6 +77,30 @@ func NewPool(rs RingSource, opts ...grpc.DialOption) *Pool {
 // SetFaults installs a fault hook; calls to addresses it blocks fail with
 // ErrCut as if the network dropped them.
 func (p *Pool) SetFaults(f Faults) { p.faults.Store(&f) }
+
+// CallObserver is told of every call the pool makes to a peer: the member,
+// the method ("get", "invalidate" or "revoke"), how long it took and its
+// error (nil on success; ErrNoPeer or ErrCut when it never left this node).
+// It runs on the caller's goroutine and must not block.
+type CallObserver func(member, method string, d time.Duration, err error)
+
+// Observe installs o (nil removes it); it sees every later call.
+func (p *Pool) Observe(o CallObserver) {
+	if o == nil {
+		p.observer.Store(nil)
+		return
+	}
+	p.observer.Store(&o)
+}
+
+// observed reports a call that began at start to the observer, and returns
+// err.
+func (p *Pool) observed(member, method string, start time.Time, err error) error {
+	if o := p.observer.Load(); o != nil {
+		(*o)(member, method, time.Since(start), err)
+	}
+	return err
+}
 
 // Ring returns the current ring snapshot.
 func (p *Pool) Ring() *ring.Snapshot { return p.ring.Current() }
@@ -154,15 +179,16 @@ func (p *Pool) acquire(name string) (*peerConn, error) {
 // Get implements shard.Peers: it forwards req to owner. An error wraps
 // shard.ErrSourceFailed only when the owner answered that its load failed.
 func (p *Pool) Get(ctx context.Context, owner string, req shard.ForwardRequest) (shard.ForwardResponse, error) {
+	start := time.Now()
 	pc, err := p.acquire(owner)
 	if err != nil {
-		return shard.ForwardResponse{}, err
+		return shard.ForwardResponse{}, p.observed(owner, "get", start, err)
 	}
 	defer pc.calls.Done()
 	resp, err := pc.client.Get(ctx, &peerpb.GetRequest{
 		Group: req.Group, Key: req.Key, RingFingerprint: req.Fingerprint, Hops: req.Hops,
 	})
-	if err != nil {
+	if p.observed(owner, "get", start, err) != nil {
 		if sourceFailed(err) {
 			return shard.ForwardResponse{}, fmt.Errorf("%w: reported by %s", shard.ErrSourceFailed, owner)
 		}
@@ -189,12 +215,14 @@ func (p *Pool) Relay(ctx context.Context, member, group, key string, gen hlc.Gen
 }
 
 func (p *Pool) invalidate(ctx context.Context, member string, req *peerpb.InvalidateRequest) error {
+	start := time.Now()
 	pc, err := p.acquire(member)
 	if err != nil {
-		return err
+		return p.observed(member, "invalidate", start, err)
 	}
 	defer pc.calls.Done()
-	if _, err := pc.client.Invalidate(ctx, req); err != nil {
+	_, err = pc.client.Invalidate(ctx, req)
+	if p.observed(member, "invalidate", start, err) != nil {
 		return fmt.Errorf("transport: invalidate on %s: %w", member, err)
 	}
 	return nil
@@ -202,13 +230,14 @@ func (p *Pool) invalidate(ctx context.Context, member string, req *peerpb.Invali
 
 // Revoke raises userID's token watermark on member to before.
 func (p *Pool) Revoke(ctx context.Context, member, userID string, before time.Time) error {
+	start := time.Now()
 	pc, err := p.acquire(member)
 	if err != nil {
-		return err
+		return p.observed(member, "revoke", start, err)
 	}
 	defer pc.calls.Done()
 	_, err = pc.client.Revoke(ctx, &peerpb.RevokeRequest{UserId: userID, BeforeUnixNanos: before.UnixNano()})
-	if err != nil {
+	if p.observed(member, "revoke", start, err) != nil {
 		return fmt.Errorf("transport: revoke on %s: %w", member, err)
 	}
 	return nil
