@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/avion/authnode/auth"
+	"github.com/avion/authnode/metrics"
 	"github.com/avion/authnode/transport"
 )
 
@@ -23,7 +24,9 @@ var (
 // its replica of the revocation watermarks (no network hop). Until the
 // watermarks are read from the source it answers unavailable: it could
 // accept a revoked token.
-func (n *Node) ValidateToken(ctx context.Context, token string) (auth.Claims, error) {
+func (n *Node) ValidateToken(ctx context.Context, token string) (_ auth.Claims, err error) {
+	start := time.Now()
+	defer func() { n.observe(metrics.Validate, start, err) }()
 	if n.auth.tokens == nil {
 		return auth.Claims{}, errNoValidator
 	}
@@ -39,7 +42,9 @@ func (n *Node) ValidateToken(ctx context.Context, token string) (auth.Claims, er
 // Tokens of the user issued before the stored watermark stop validating on
 // every member that acknowledged; the others read it from the source
 // within WatermarkSync.
-func (n *Node) RevokeTokens(ctx context.Context, userID string, before time.Time) (transport.Revocation, error) {
+func (n *Node) RevokeTokens(ctx context.Context, userID string, before time.Time) (_ transport.Revocation, err error) {
+	start := time.Now()
+	defer func() { n.observe(metrics.Revoke, start, err) }()
 	if err := n.needSource(); err != nil {
 		return transport.Revocation{}, err
 	}
@@ -61,7 +66,7 @@ func (n *Node) RevokeTokens(ctx context.Context, userID string, before time.Time
 // raiseEverywhere raises userID's watermark to mark here and on every
 // member, by direct call and by gossip.
 func (n *Node) raiseEverywhere(ctx context.Context, userID string, mark time.Time) transport.Acks {
-	acks, _ := n.fanOut(ctx, "", func(ctx context.Context, member string, _ error) error {
+	acks, _ := n.fanOut(ctx, metrics.KindRevoke, "", func(ctx context.Context, member string, _ error) error {
 		if member == n.cfg.Name {
 			n.auth.marks.Raise(userID, mark)
 			return nil
@@ -91,7 +96,9 @@ func (n *Node) pushWatermark(ctx context.Context, userID string) {
 
 // Authorize reports whether userID may do action on resource (see
 // auth.Authorizer.Authorize).
-func (n *Node) Authorize(ctx context.Context, userID, resource, action string, conditions map[string]string) (bool, error) {
+func (n *Node) Authorize(ctx context.Context, userID, resource, action string, conditions map[string]string) (_ bool, err error) {
+	start := time.Now()
+	defer func() { n.observe(metrics.Authorize, start, err) }()
 	if err := n.needSource(); err != nil {
 		return false, err
 	}
@@ -99,7 +106,9 @@ func (n *Node) Authorize(ctx context.Context, userID, resource, action string, c
 }
 
 // VerifyAPIKey checks an API key (see auth.APIKeys.Verify).
-func (n *Node) VerifyAPIKey(ctx context.Context, key string) (auth.APIKeyInfo, error) {
+func (n *Node) VerifyAPIKey(ctx context.Context, key string) (_ auth.APIKeyInfo, err error) {
+	start := time.Now()
+	defer func() { n.observe(metrics.VerifyKey, start, err) }()
 	if err := n.needSource(); err != nil {
 		return auth.APIKeyInfo{}, err
 	}
@@ -107,7 +116,9 @@ func (n *Node) VerifyAPIKey(ctx context.Context, key string) (auth.APIKeyInfo, e
 }
 
 // GetSession returns userID's session.
-func (n *Node) GetSession(ctx context.Context, userID string) (auth.Session, error) {
+func (n *Node) GetSession(ctx context.Context, userID string) (_ auth.Session, err error) {
+	start := time.Now()
+	defer func() { n.observe(metrics.GetSession, start, err) }()
 	if err := n.needSource(); err != nil {
 		return auth.Session{}, err
 	}
@@ -116,7 +127,9 @@ func (n *Node) GetSession(ctx context.Context, userID string) (auth.Session, err
 
 // PutSession stores userID's session in the source, then drops the cached
 // copy on every member.
-func (n *Node) PutSession(ctx context.Context, userID string, data json.RawMessage, expiresAt time.Time) error {
+func (n *Node) PutSession(ctx context.Context, userID string, data json.RawMessage, expiresAt time.Time) (err error) {
+	start := time.Now()
+	defer func() { n.observe(metrics.PutSession, start, err) }()
 	if err := n.needSource(); err != nil {
 		return err
 	}
@@ -124,7 +137,9 @@ func (n *Node) PutSession(ctx context.Context, userID string, data json.RawMessa
 }
 
 // DeleteSession removes userID's session.
-func (n *Node) DeleteSession(ctx context.Context, userID string) error {
+func (n *Node) DeleteSession(ctx context.Context, userID string) (err error) {
+	start := time.Now()
+	defer func() { n.observe(metrics.DeleteSession, start, err) }()
 	if err := n.needSource(); err != nil {
 		return err
 	}
@@ -135,7 +150,9 @@ func (n *Node) DeleteSession(ctx context.Context, userID string) error {
 // policy, hence its memoised decisions and its API keys' checks, and its
 // session): the owner first, then every other member at once. After it
 // returns, every member that acknowledged answers from the new state.
-func (n *Node) InvalidateUser(ctx context.Context, userID string) (transport.Acks, error) {
+func (n *Node) InvalidateUser(ctx context.Context, userID string) (_ transport.Acks, err error) {
+	start := time.Now()
+	defer func() { n.observe(metrics.Invalidate, start, err) }()
 	if err := n.needSource(); err != nil {
 		return transport.Acks{}, err
 	}

@@ -3,9 +3,11 @@ package node
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/avion/authnode/auth"
+	"github.com/avion/authnode/metrics"
 	"github.com/avion/authnode/shard"
 )
 
@@ -80,7 +82,11 @@ func (n *Node) authCache(group string) auth.Cache {
 	}
 	for _, spec := range n.groupSpecs() {
 		if spec.Name == group {
-			return direct{loader: spec.Loader, n: n}
+			if n.direct == nil {
+				n.direct = map[string]*atomic.Uint64{}
+			}
+			n.direct[group] = new(atomic.Uint64)
+			return direct{loader: spec.Loader, n: n, loads: n.direct[group]}
 		}
 	}
 	return nil
@@ -90,11 +96,13 @@ func (n *Node) authCache(group string) auth.Cache {
 type direct struct {
 	loader shard.Loader
 	n      *Node
+	loads  *atomic.Uint64 // every get: the misses of cache mode off
 }
 
 // Get loads key. Every answer is fresh, so all carry generation zero: no
 // answer is ever older than another (API keys compare generations).
 func (d direct) Get(ctx context.Context, key string) (shard.Entry, error) {
+	d.loads.Add(1)
 	v, err := d.loader.Load(ctx, key)
 	if err != nil {
 		return shard.Entry{}, err
@@ -214,6 +222,7 @@ func (n *Node) runJWKS(ctx context.Context) {
 	}
 	for _, is := range n.cfg.Validator.Issuers() {
 		if is.JWKS != nil {
+			is.JWKS.OnFetch(func(d time.Duration, err error) { n.obs.Observe(metrics.RefreshJWKS, d, err != nil) })
 			n.tasks.Go(func() { is.JWKS.Run(ctx) })
 		}
 	}

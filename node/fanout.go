@@ -3,8 +3,10 @@ package node
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/avion/authnode/hlc"
+	"github.com/avion/authnode/metrics"
 	"github.com/avion/authnode/shard"
 	"github.com/avion/authnode/transport"
 )
@@ -19,7 +21,9 @@ type memberCall func(ctx context.Context, member string, ownerErr error) error
 // the time the others need to relay to it or bypass it. call runs for this
 // node too; it decides what to do locally. It returns how many members
 // acknowledged and the owner's error.
-func (n *Node) fanOut(parent context.Context, owner string, call memberCall) (transport.Acks, error) {
+func (n *Node) fanOut(parent context.Context, kind metrics.Kind, owner string, call memberCall) (transport.Acks, error) {
+	start := time.Now()
+	defer func() { n.obs.FannedOut(kind, time.Since(start)) }()
 	members := n.Current().Members()
 	acks := transport.Acks{Members: len(members)}
 	var ownerErr error
@@ -80,7 +84,7 @@ func (n *Node) invalidateKeys(ctx context.Context, key string, groups ...string)
 		n.broadcast(transport.GossipState{Invalidations: invs})
 	}()
 	owner := n.route().Owner(key)
-	return n.fanOut(ctx, owner, func(ctx context.Context, member string, ownerErr error) error {
+	return n.fanOut(ctx, metrics.KindKey, owner, func(ctx context.Context, member string, ownerErr error) error {
 		for _, g := range groups {
 			if err := n.invalidateOn(ctx, member, g, key, gen, owner, ownerErr); err != nil {
 				return err
@@ -99,6 +103,7 @@ func (n *Node) invalidateOn(ctx context.Context, member, group, key string, gen 
 			n.cache.Group(group).BypassOwner(key)
 		}
 		n.cache.Group(group).Invalidate(key, gen)
+		n.obs.Invalidated(metrics.ChannelCall, 1)
 		return nil
 	case ownerErr != nil:
 		return n.pool.InvalidateRelayed(ctx, member, group, key, owner, gen)
@@ -116,10 +121,11 @@ func (n *Node) invalidateAll(ctx context.Context) (transport.Acks, error) {
 		}
 		n.broadcast(transport.GossipState{Invalidations: invs})
 	}()
-	return n.fanOut(ctx, "", func(ctx context.Context, member string, _ error) error {
+	return n.fanOut(ctx, metrics.KindAll, "", func(ctx context.Context, member string, _ error) error {
 		for _, g := range n.cache.Groups() {
 			if member == n.cfg.Name {
 				n.cache.Group(g).InvalidateAll(gen)
+				n.obs.Invalidated(metrics.ChannelCall, 1)
 				continue
 			}
 			if err := n.pool.Invalidate(ctx, member, g, "", true, gen); err != nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/avion/authnode/auth"
+	"github.com/avion/authnode/metrics"
 )
 
 // changeFeed is a source that reports its own changes; *store.Store
@@ -106,6 +107,7 @@ func (n *Node) userChanged(ctx context.Context, userID string) {
 	}
 	gen := n.clock.Now()
 	n.cache.Group(auth.GroupUsers).Invalidate(userID, gen)
+	n.obs.Invalidated(metrics.ChannelCall, 1)
 	if owner := n.route().Owner(userID); owner != n.cfg.Name {
 		// The owner hears the change too, unless its listener is down:
 		// tell it, so this node cannot fetch the old policy back from it.
@@ -128,6 +130,7 @@ func (n *Node) everythingChanged(ctx context.Context) {
 	gen := n.clock.Now()
 	for _, g := range n.cache.Groups() {
 		n.cache.Group(g).InvalidateAll(gen)
+		n.obs.Invalidated(metrics.ChannelCall, 1)
 	}
 	if n.auth.authz != nil {
 		n.auth.authz.Clear()

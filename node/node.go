@@ -19,6 +19,7 @@ import (
 
 	"github.com/avion/authnode/cluster"
 	"github.com/avion/authnode/hlc"
+	"github.com/avion/authnode/metrics"
 	"github.com/avion/authnode/redisfallback"
 	"github.com/avion/authnode/ring"
 	"github.com/avion/authnode/shard"
@@ -31,6 +32,7 @@ type Node struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *prometheus.Registry
+	obs     *metrics.Metrics
 	clock   *hlc.Clock // issues this node's generations
 
 	peerLis, grpcLis, httpLis, adminLis net.Listener
@@ -49,6 +51,7 @@ type Node struct {
 	lastCleanup time.Time               // of the source; used by the watermark goroutine only
 	syncNow     chan struct{}           // asks the watermark goroutine for a read now
 	health      *health.Server
+	direct      map[string]*atomic.Uint64 // cache mode off: loads by group, made without the cache
 
 	started chan struct{} // closed once gossip runs and the cache is built
 	runOnce sync.Once
@@ -71,6 +74,7 @@ func New(cfg Config) (*Node, error) {
 		cfg: cfg, log: cfg.Logger.With("node", cfg.Name), metrics: prometheus.NewRegistry(),
 		clock: hlc.New(cfg.Now), started: make(chan struct{}), syncNow: make(chan struct{}, 1),
 	}
+	n.obs = metrics.New(n.metrics, n.snapshot)
 	rc, _ := cfg.ringConfig()
 	empty, err := ring.New(rc)
 	if err != nil {
@@ -194,7 +198,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.runJWKS(bg)
 	if n.redis != nil {
-		n.tasks.Go(func() { n.redis.Run(bg, gossipState{n}.Merge) })
+		n.tasks.Go(func() { n.redis.Run(bg, gossipState{n: n, channel: metrics.ChannelRedis}.Merge) })
 	}
 	var runErr error
 	select {
@@ -211,6 +215,7 @@ func (n *Node) Run(ctx context.Context) error {
 // build creates the pool, the cache and its groups, and starts gossip.
 func (n *Node) build() error {
 	n.pool = transport.NewPool(routeSource{n})
+	n.pool.Observe(n.obs.PeerCall)
 	if n.cfg.Faults != nil {
 		n.pool.SetFaults(n.cfg.Faults)
 	}
@@ -239,7 +244,6 @@ func (n *Node) build() error {
 		return err
 	}
 	n.health = health.NewServer()
-	n.registerMetrics()
 	return n.startCluster()
 }
 
@@ -257,6 +261,7 @@ func (n *Node) addGroups() error {
 			gc.TTL = spec.TTL
 		}
 		gc.HotTTL = min(gc.HotTTL, gc.TTL)
+		gc.ObserveAge = n.obs.EntryAge(spec.Name)
 		if spec.NoHotCopies {
 			gc.HotSampleEvery = 0
 		}
@@ -304,7 +309,7 @@ func (n *Node) clusterConfig() (cluster.Config, error) {
 	cc.GossipKey, cc.Timing, cc.Logger = n.cfg.GossipKey, n.cfg.Timing, n.log
 	cc.Join, cc.RejoinInterval = n.cfg.Join, n.cfg.RejoinInterval
 	cc.MaxSilence = n.cfg.MaxSilence
-	cc.State = gossipState{n}
+	cc.State = gossipState{n: n, channel: metrics.ChannelGossip}
 	cc.OnReconnect = func(gap time.Duration) {
 		n.cache.Flush("reached no peer for " + gap.Round(time.Millisecond).String() + ": invalidations may have been missed")
 	}
@@ -341,14 +346,17 @@ func (n *Node) advertiseHost(bind string) (string, error) {
 // onRingChange runs on the cluster goroutine for every new ring.
 func (n *Node) onRingChange(v cluster.View) {
 	peers := make(map[string]string, len(v.Members))
+	names := make([]string, 0, len(v.Members))
 	for name, m := range v.Members {
 		if name != n.cfg.Name {
 			peers[name] = m.PeerAddr
+			names = append(names, name)
 		}
 	}
 	if err := n.pool.SetPeers(peers); err != nil {
 		n.log.Warn("peer connections", "err", err)
 	}
+	n.obs.SetPeers(names)
 	n.ring.Store(v.Ring)
 	if n.cfg.CacheMode == ModeCluster {
 		n.routing.Store(v.Ring)
@@ -385,8 +393,12 @@ func (n *Node) reportHealth(ctx context.Context) {
 
 // gossipState carries this node's recent invalidations and revocations in
 // memberlist's push-pull exchange, so a node returning from a partition
-// catches up, and takes the ones other nodes broadcast.
-type gossipState struct{ n *Node }
+// catches up, and takes the ones other nodes broadcast (through gossip or
+// Redis: channel).
+type gossipState struct {
+	n       *Node
+	channel metrics.Channel
+}
 
 // recentRevocations bounds the revocations a node gossips: those of the
 // last ten minutes, at most 4,096 (the rest are read from the source every
@@ -419,6 +431,7 @@ func (s gossipState) Merge(remote []byte) {
 		return
 	}
 	applied := s.n.cache.Apply(st.Invalidations)
+	s.n.obs.Invalidated(s.channel, applied)
 	limit := s.n.cfg.Now().Add(maxWatermarkAhead)
 	for user, before := range st.Revocations {
 		if before.After(limit) { // as the peer Revoke RPC: never far ahead

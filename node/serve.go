@@ -9,15 +9,15 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/avion/authnode/metrics"
 	"github.com/avion/authnode/transport"
+	"github.com/avion/authnode/transport/peerpb"
 )
 
 // server is one listener's server as Run drives it.
@@ -28,7 +28,7 @@ type server interface {
 }
 
 func (n *Node) servers() []server {
-	peer := grpc.NewServer()
+	peer := grpc.NewServer(grpc.ChainUnaryInterceptor(n.countPeerInvalidations))
 	transport.RegisterPeer(peer, n.cache, n.auth.marks, n.pool.Relay)
 	var opts []grpc.ServerOption
 	httpLis := n.httpLis
@@ -191,34 +191,12 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func (n *Node) registerMetrics() {
-	n.metrics.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "authnode_ring_members", Help: "Members in this node's ring."},
-			func() float64 { return float64(n.Current().Len()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "authnode_ring_epoch", Help: "Ring changes this node has applied."},
-			func() float64 { return float64(n.Current().Epoch()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "authnode_ring_partitions_owned", Help: "Ring partitions this node owns."},
-			func() float64 { return float64(n.Current().PartitionsOwned(n.cfg.Name)) }),
-	)
-	if counted, ok := n.cfg.Source.(interface{ Requests() map[string]uint64 }); ok {
-		n.metrics.MustRegister(sourceRequests{counted})
+// countPeerInvalidations counts the invalidations peers deliver by direct
+// call.
+func (n *Node) countPeerInvalidations(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	if err == nil && info.FullMethod == peerpb.Peer_Invalidate_FullMethodName {
+		n.obs.Invalidated(metrics.ChannelPeer, 1)
 	}
-}
-
-// sourceRequests exports the source's request counters: the database load.
-type sourceRequests struct {
-	src interface{ Requests() map[string]uint64 }
-}
-
-var sourceRequestsDesc = prometheus.NewDesc("authnode_source_requests_total",
-	"Requests to the source of truth (the database load), by kind.", []string{"kind"}, nil)
-
-func (s sourceRequests) Describe(ch chan<- *prometheus.Desc) { ch <- sourceRequestsDesc }
-
-func (s sourceRequests) Collect(ch chan<- prometheus.Metric) {
-	for kind, v := range s.src.Requests() {
-		ch <- prometheus.MustNewConstMetric(sourceRequestsDesc, prometheus.CounterValue, float64(v), kind)
-	}
+	return resp, err
 }
