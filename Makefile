@@ -11,7 +11,7 @@ BENCH_TIME    ?= 1s
 FUZZ_TIME     ?= 10s
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test unit lint fmt bench fuzz proto proto-check tidy-check deps clean
+.PHONY: help build run test unit lint fmt bench fuzz proto proto-check tidy-check monitoring deps clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,6 +56,9 @@ proto-check: proto ## fail when generated code is not current
 tidy-check: ## fail when go.mod or go.sum need go mod tidy
 	$(GO) mod tidy
 	@git diff --exit-code -- go.mod go.sum || (echo "go.mod/go.sum not tidy: run go mod tidy and commit"; exit 1)
+
+monitoring: deps ## check monitoring/: promtool check rules, promtool test rules, the dashboard's JSON
+	scripts/monitoring.sh
 
 deps: ## install what the suite needs (Debian packages; as root, or prints the command)
 	scripts/deps.sh

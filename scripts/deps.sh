@@ -10,6 +10,8 @@ NEEDS=(
   "libprotobuf-dev test -f /usr/include/google/protobuf/timestamp.proto" # well-known types for make proto
   "postgresql compgen -G '/usr/lib/postgresql/*/bin/postgres'" # the store suite's PostgreSQL run
   "redis-server command -v redis-server"                      # the Redis fallback's tests
+  "prometheus command -v promtool"                            # make monitoring; the live /metrics check
+  "jq command -v jq"                                          # make monitoring
 )
 
 missing=()

@@ -261,10 +261,13 @@ func TestServeAuthEndToEnd(t *testing.T) {
 	oldToken := binMint(t, devDir, "alice")
 	apiToken := randomHex32(t)
 	apiTokenFile := writeTestFile(t, dir, "api-tokens", "# mutations\n"+apiToken+"\n")
+	adminToken := randomHex32(t)
+	adminTokenFile := writeTestFile(t, dir, "admin-token", adminToken+"\n")
 	sessionSecret := "session-secret-" + randomHex32(t)
 
 	p := startProc(t, "api", "", "--source", source, "--jwks-file", filepath.Join(devDir, devJWKSFile),
-		"--jwt-issuer", "authnode-dev", "--jwt-audience", "authnode-dev", "--api-token-file", apiTokenFile)
+		"--jwt-issuer", "authnode-dev", "--jwt-audience", "authnode-dev", "--api-token-file", apiTokenFile,
+		"--admin-token-file", adminTokenFile, "--log-level", "DEBUG")
 	addrs := waitStarted(t, p)
 	waitProcReady(t, p)
 	base := "http://" + addrs.HTTP
@@ -317,9 +320,19 @@ func TestServeAuthEndToEnd(t *testing.T) {
 		t.Fatalf("validate a revoked token: %d %+v", code, r)
 	}
 
-	// The admin listener is on loopback without a token.
-	if code, r := e2eCall(t, http.MethodGet, "http://"+addrs.Admin+"/admin/cluster", "", nil); code != http.StatusOK || r.Node != "api" {
+	// The admin API needs the admin token.
+	admin := "http://" + addrs.Admin + "/admin"
+	if code, _ := e2eCall(t, http.MethodGet, admin+"/cluster", randomHex32(t), nil); code != http.StatusUnauthorized {
+		t.Fatalf("GET /admin/cluster with a wrong token: %d", code)
+	}
+	if code, r := e2eCall(t, http.MethodGet, admin+"/cluster", adminToken, nil); code != http.StatusOK || r.Node != "api" {
 		t.Fatalf("GET /admin/cluster: %d %+v", code, r)
+	}
+	if code, r := e2eCall(t, http.MethodPost, admin+"/cache/warmup", adminToken, map[string]any{"user_ids": []string{"alice"}}); code != http.StatusOK {
+		t.Fatalf("POST /admin/cache/warmup: %d %+v", code, r)
+	}
+	if code, r := e2eCall(t, http.MethodDelete, admin+"/cache/user/alice", adminToken, nil); code != http.StatusOK {
+		t.Fatalf("DELETE /admin/cache/user/alice: %d %+v", code, r)
 	}
 
 	// gRPC. A token's iat is whole seconds and one issued before the
@@ -350,11 +363,12 @@ func TestServeAuthEndToEnd(t *testing.T) {
 		t.Fatalf("gRPC health: %v, %v", h, err)
 	}
 
+	scrape := checkMetrics(t, "http://"+addrs.HTTP+"/metrics")
 	stopProc(t, p)
 	log := p.log.String()
 	secrets := map[string]string{
 		"the first token": oldToken, "the second token": newToken, "the API key": e2eAPIKey,
-		"the API token": apiToken, "the session secret": sessionSecret,
+		"the API token": apiToken, "the session secret": sessionSecret, "the admin token": adminToken,
 	}
 	for what, tok := range map[string]string{"the first token's signature": oldToken, "the second token's signature": newToken} {
 		secrets[what] = tok[strings.LastIndex(tok, ".")+1:]
@@ -363,6 +377,12 @@ func TestServeAuthEndToEnd(t *testing.T) {
 		if strings.Contains(log, s) {
 			t.Errorf("the node's log holds %s", what)
 		}
+		if strings.Contains(scrape, s) {
+			t.Errorf("the node's metrics hold %s", what)
+		}
+	}
+	if strings.Contains(scrape, "alice") {
+		t.Error("a user id is a label value in the node's metrics")
 	}
 	audited := false
 	for _, l := range procLogLines(p) {
