@@ -12,7 +12,7 @@ import (
 func TestWindowCoversTheLastMinute(t *testing.T) {
 	start := time.Unix(1000, 0)
 	w := newWindow(start)
-	at := func(d time.Duration) time.Time { return start.Add(d) }
+	at := start.Add
 	check := func(when time.Duration, counts map[string]lookups, want map[string]float64) {
 		t.Helper()
 		if got := w.add(at(when), counts); !maps.Equal(got, want) {
