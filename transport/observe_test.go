@@ -89,14 +89,10 @@ func observeOne(t *testing.T, log *callLog, member, method string, call func(con
 // TestPoolObserveLiveCalls: a get, an invalidate and a revoke that a live
 // peer answers are each reported once, with their duration and no error.
 func TestPoolObserveLiveCalls(t *testing.T) {
-	rs := newStaticRing(t, "a", "b")
-	a, b := startNode(t, "a", rs), startNode(t, "b", rs)
-	connect(t, a, b)
-	var log callLog
-	a.pool.Observe(log.observe)
+	rs, a, b, log := observedPair(t)
 	key := keyOwnedBy(t, rs.s, "b")
 	for _, pc := range poolCalls(a.pool, rs, "b", key) {
-		c, err := observeOne(t, &log, "b", pc.method, pc.call)
+		c, err := observeOne(t, log, "b", pc.method, pc.call)
 		if err != nil || c.err != nil {
 			t.Fatalf("%s: returned %v, reported %v", pc.method, err, c.err)
 		}
@@ -107,7 +103,7 @@ func TestPoolObserveLiveCalls(t *testing.T) {
 	if n := b.src.count(key); n != 1 {
 		t.Fatalf("the get reached the owner's source %d times, want 1", n)
 	}
-	c, err := observeOne(t, &log, "b", "invalidate", func(ctx context.Context) error {
+	c, err := observeOne(t, log, "b", "invalidate", func(ctx context.Context) error {
 		return a.pool.InvalidateRelayed(ctx, "b", "g", key, "a", 0)
 	})
 	if err != nil || c.err != nil || c.d <= 0 {
@@ -129,21 +125,17 @@ func TestPoolObserveLiveCalls(t *testing.T) {
 // connection to reports ErrNoPeer, one the fault hook blocks ErrCut; the
 // error reported is the one returned, and nothing reaches the peer.
 func TestPoolObserveUnreachable(t *testing.T) {
-	rs := newStaticRing(t, "a", "b")
-	a, b := startNode(t, "a", rs), startNode(t, "b", rs)
-	connect(t, a, b)
-	var log callLog
-	a.pool.Observe(log.observe)
+	rs, a, b, log := observedPair(t)
 	key := keyOwnedBy(t, rs.s, "b")
 	for _, pc := range poolCalls(a.pool, rs, "nobody", key) {
-		c, err := observeOne(t, &log, "nobody", pc.method, pc.call)
+		c, err := observeOne(t, log, "nobody", pc.method, pc.call)
 		if !errors.Is(c.err, ErrNoPeer) || !errors.Is(err, ErrNoPeer) {
 			t.Fatalf("%s to an unknown member: returned %v, reported %v; want ErrNoPeer", pc.method, err, c.err)
 		}
 	}
 	a.pool.SetFaults(cutAddr(b.addr))
 	for _, pc := range poolCalls(a.pool, rs, "b", key) {
-		c, err := observeOne(t, &log, "b", pc.method, pc.call)
+		c, err := observeOne(t, log, "b", pc.method, pc.call)
 		if !errors.Is(c.err, ErrCut) || !errors.Is(err, ErrCut) {
 			t.Fatalf("%s to a cut member: returned %v, reported %v; want ErrCut", pc.method, err, c.err)
 		}
@@ -156,11 +148,7 @@ func TestPoolObserveUnreachable(t *testing.T) {
 // TestPoolObserveServerErrors: a call the peer answers with an error is
 // reported with that error's gRPC status code.
 func TestPoolObserveServerErrors(t *testing.T) {
-	rs := newStaticRing(t, "a", "b")
-	a, b := startNode(t, "a", rs), startNode(t, "b", rs)
-	connect(t, a, b)
-	var log callLog
-	a.pool.Observe(log.observe)
+	rs, a, b, log := observedPair(t)
 	key := keyOwnedBy(t, rs.s, "b")
 	for _, tc := range []struct {
 		method string
@@ -180,7 +168,7 @@ func TestPoolObserveServerErrors(t *testing.T) {
 		{"revoke", func(ctx context.Context) error { return a.pool.Revoke(ctx, "b", "alice", time.Now().Add(time.Hour)) }, codes.InvalidArgument},
 		{"revoke", func(ctx context.Context) error { return a.pool.Revoke(ctx, "b", "", time.Now()) }, codes.InvalidArgument},
 	} {
-		c, err := observeOne(t, &log, "b", tc.method, tc.call)
+		c, err := observeOne(t, log, "b", tc.method, tc.call)
 		if err == nil || c.err == nil || status.Code(c.err) != tc.want {
 			t.Fatalf("%s: returned %v, reported %v (code %v); want code %v", tc.method, err, c.err, status.Code(c.err), tc.want)
 		}
@@ -194,7 +182,7 @@ func TestPoolObserveServerErrors(t *testing.T) {
 	b.src.mu.Lock()
 	b.src.fail = errors.New("database down")
 	b.src.mu.Unlock()
-	c, err := observeOne(t, &log, "b", "get", func(ctx context.Context) error {
+	c, err := observeOne(t, log, "b", "get", func(ctx context.Context) error {
 		_, err := a.pool.Get(ctx, "b", shard.ForwardRequest{Group: "g", Key: key, Hops: 1})
 		return err
 	})
@@ -205,8 +193,20 @@ func TestPoolObserveServerErrors(t *testing.T) {
 	// A call whose context ended reports the deadline.
 	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel()
-	c, err = observeOne(t, &log, "b", "revoke", func(context.Context) error { return a.pool.Revoke(ctx, "b", "alice", time.Now()) })
+	c, err = observeOne(t, log, "b", "revoke", func(context.Context) error { return a.pool.Revoke(ctx, "b", "alice", time.Now()) })
 	if err == nil || status.Code(c.err) != codes.DeadlineExceeded {
 		t.Fatalf("expired context: returned %v, reported %v; want DeadlineExceeded", err, c.err)
 	}
+}
+
+// observedPair starts nodes a and b, connected, with a's calls observed
+// into log.
+func observedPair(t *testing.T) (rs staticRing, a, b *node, log *callLog) {
+	t.Helper()
+	rs = newStaticRing(t, "a", "b")
+	a, b = startNode(t, "a", rs), startNode(t, "b", rs)
+	connect(t, a, b)
+	log = &callLog{}
+	a.pool.Observe(log.observe)
+	return rs, a, b, log
 }
