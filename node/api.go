@@ -59,7 +59,7 @@ func (n *Node) RevokeTokens(ctx context.Context, userID string, before time.Time
 		return transport.Revocation{}, auth.Unavailable(err)
 	}
 	acks := n.raiseEverywhere(ctx, userID, mark)
-	n.log.Info("tokens revoked", "user", userID, "before", mark, "acknowledged", acks.Acknowledged, "members", acks.Members)
+	n.log.Info("tokens revoked", "request_id", transport.RequestID(ctx), "user", userID, "before", mark, "acknowledged", acks.Acknowledged, "members", acks.Members)
 	return transport.Revocation{Acks: acks, Watermark: mark.UTC()}, nil
 }
 
@@ -161,7 +161,7 @@ func (n *Node) InvalidateUser(ctx context.Context, userID string) (_ transport.A
 	}
 	acks, _ := n.invalidateKeys(ctx, userID, auth.GroupUsers, auth.GroupSessions)
 	n.pushWatermark(ctx, userID)
-	n.log.Info("user invalidated", "user", userID, "acknowledged", acks.Acknowledged, "members", acks.Members)
+	n.log.Info("user invalidated", "request_id", transport.RequestID(ctx), "user", userID, "acknowledged", acks.Acknowledged, "members", acks.Members)
 	return acks, nil
 }
 
@@ -232,7 +232,7 @@ func (n *Node) DropAll(ctx context.Context) (transport.Acks, error) {
 	if n.auth.tokens != nil {
 		n.auth.tokens.Clear()
 	}
-	n.log.Info("cache dropped on every member", "acknowledged", acks.Acknowledged, "members", acks.Members)
+	n.log.Info("cache dropped on every member", "request_id", transport.RequestID(ctx), "acknowledged", acks.Acknowledged, "members", acks.Members)
 	return acks, nil
 }
 

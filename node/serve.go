@@ -30,7 +30,7 @@ type server interface {
 func (n *Node) servers() []server {
 	peer := grpc.NewServer(grpc.ChainUnaryInterceptor(n.countPeerInvalidations))
 	transport.RegisterPeer(peer, n.cache, n.auth.marks, n.pool.Relay)
-	var opts []grpc.ServerOption
+	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(transport.RequestIDs)}
 	httpLis := n.httpLis
 	if n.cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(n.cfg.TLS)))

@@ -2,8 +2,6 @@ package transport
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,10 +30,6 @@ const (
 	// adminMaxWarmup bounds both the user ids and the recent count of one
 	// warmup call.
 	adminMaxWarmup = 10000
-	// adminMaxRequestID bounds an X-Request-Id header that is reused.
-	adminMaxRequestID = 128
-	// adminRequestIDHeader carries the request id in and out.
-	adminRequestIDHeader = "X-Request-Id"
 )
 
 // Error codes of the admin API's JSON error bodies.
@@ -130,8 +124,8 @@ type adminHandler struct {
 // http.ErrAbortHandler, which is passed on to net/http.
 func (h *adminHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	id := adminRequestID(r.Header.Get(adminRequestIDHeader))
-	w.Header().Set(adminRequestIDHeader, id)
+	r = withHTTPRequestID(w, r)
+	id := RequestID(r.Context())
 	sw := &adminStatusWriter{ResponseWriter: w}
 	rec := &adminAudit{}
 	_, pattern := h.mux.Handler(r)
@@ -223,32 +217,6 @@ func adminRoutePath(pattern string) string {
 		return path
 	}
 	return pattern
-}
-
-// adminRequestID returns header when it is a sane request id (1 to
-// adminMaxRequestID printable ASCII characters), else a new random id of
-// 16 hex characters.
-func adminRequestID(header string) string {
-	if adminSaneRequestID(header) {
-		return header
-	}
-	var b [8]byte
-	_, _ = rand.Read(b[:]) // never fails (it crashes the program instead)
-	return hex.EncodeToString(b[:])
-}
-
-// adminSaneRequestID reports whether id is 1 to adminMaxRequestID
-// printable ASCII characters.
-func adminSaneRequestID(id string) bool {
-	if id == "" || len(id) > adminMaxRequestID {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if id[i] < 0x20 || id[i] > 0x7e {
-			return false
-		}
-	}
-	return true
 }
 
 // adminAudit is what a route handler adds to its call's audit line.

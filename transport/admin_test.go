@@ -577,7 +577,7 @@ func TestAdminAbortPanicPassesThroughAfterOneAuditLine(t *testing.T) {
 var adminHexID = regexp.MustCompile(`^[0-9a-f]{16}$`)
 
 func TestAdminRequestID(t *testing.T) {
-	longest := strings.Repeat("r", adminMaxRequestID)
+	longest := strings.Repeat("r", maxRequestID)
 	cases := []struct {
 		name, header string
 		echoed       bool

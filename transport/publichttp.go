@@ -128,9 +128,10 @@ func methodNotAllowed(allow string) http.HandlerFunc {
 }
 
 // mutation runs h only for a caller the guard lets through; the guard runs
-// before the body is read.
+// before the body is read. The call gets a request id (see RequestID).
 func (a *publicAPI) mutation(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		r = withHTTPRequestID(w, r)
 		if a.guard.checkHTTP(w, r) {
 			h(w, r)
 		}
