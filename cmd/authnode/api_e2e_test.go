@@ -112,6 +112,8 @@ type procLogLine struct {
 	Method string `json:"method"`
 	Path   string `json:"path"`
 	Status int    `json:"status"`
+	// RequestID ties an admin or mutating call's lines together.
+	RequestID string `json:"request_id"`
 }
 
 // procLogLines returns the JSON lines of p's log; other lines are skipped.
@@ -385,11 +387,25 @@ func TestServeAuthEndToEnd(t *testing.T) {
 		t.Error("a user id is a label value in the node's metrics")
 	}
 	audited := false
+	ids := map[string][]string{} // request id → messages
 	for _, l := range procLogLines(p) {
 		audited = audited || (l.Msg == "admin" && l.Method == http.MethodGet && l.Path == "/admin/cluster" && l.Status == http.StatusOK)
+		if l.RequestID != "" {
+			ids[l.RequestID] = append(ids[l.RequestID], l.Msg)
+		}
 	}
 	if !audited {
 		t.Errorf("the log has no audit line for GET /admin/cluster, so the search for secrets proves little:\n%s", log)
+	}
+	// The admin drop is one request: its audit line and the node's line
+	// share the request id. The public revocation has one too.
+	var dropped, revoked bool
+	for _, msgs := range ids {
+		dropped = dropped || slices.Equal(msgs, []string{"user invalidated", "admin"})
+		revoked = revoked || slices.Equal(msgs, []string{"tokens revoked"})
+	}
+	if !dropped || !revoked {
+		t.Errorf("log lines by request id %v: want the admin drop's two lines under one id and the revocation's own", ids)
 	}
 }
 
