@@ -125,7 +125,7 @@ func TestRestartedNodeKnowsRevocations(t *testing.T) {
 	}
 }
 
-func waitReady(t *testing.T, n *nodetest.Node) {
+func waitReady(t testing.TB, n *nodetest.Node) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !n.Ready() {

@@ -22,6 +22,7 @@ func BenchmarkHTTPValidate(b *testing.B) {
 	src := openStore(b, clusterPolicy)
 	v := s.validator(b)
 	nodes := nodetest.Start(b, 1, nodetest.Options{Config: func(_ int, cfg *node.Config) { cfg.Source, cfg.Validator = src, v }})
+	waitReady(b, nodes[0]) // no token validates before the watermarks are read
 	body := `{"token":"` + s.token(b, "alice", time.Now()) + `"}`
 	benchPost(b, "http://"+nodes[0].HTTPAddr()+"/v1/tokens/validate", body, `"valid":true`)
 }
@@ -72,4 +73,35 @@ func benchPost(b *testing.B, url, body, want string) {
 	}
 	b.StopTimer()
 	reportPercentiles(b, lat)
+}
+
+// BenchmarkNodeCalls: the node's API methods in process (no transport),
+// answered from memory, with their metrics: what a call costs inside the
+// node.
+func BenchmarkNodeCalls(b *testing.B) {
+	s := newSigner(b)
+	src := openStore(b, clusterPolicy)
+	v := s.validator(b)
+	n := nodetest.Start(b, 1, nodetest.Options{Config: func(_ int, cfg *node.Config) { cfg.Source, cfg.Validator = src, v }})[0]
+	ctx := context.Background()
+	tok := s.token(b, "alice", time.Now())
+	waitReady(b, n)
+	b.Run("ValidateToken", func(b *testing.B) {
+		if _, err := n.ValidateToken(ctx, tok); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = n.ValidateToken(ctx, tok)
+		}
+	})
+	b.Run("Authorize", func(b *testing.B) {
+		if _, err := n.Authorize(ctx, "alice", "posts:1", "write", nil); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = n.Authorize(ctx, "alice", "posts:1", "write", nil)
+		}
+	})
 }
