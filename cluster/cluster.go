@@ -178,23 +178,37 @@ func (c *Cluster) View() View {
 // GossipAddr returns the address other nodes use to reach this node's gossip.
 func (c *Cluster) GossipAddr() string { return c.gossipAddr }
 
-// Leave tells the others this node is going, waiting up to timeout for the
-// messages to spread: first its metadata marked leaving (so they count it
-// as left, not failed), then the leave itself. They drop it from their
-// rings at once.
+// Leave tells the others this node is going, waiting up to timeout (0: no
+// limit) for the messages to spread: first, for at most a quarter of the
+// time (and 1 s), its metadata marked leaving, so they count it as left
+// rather than failed (memberlist does not tell them which); then the leave
+// itself, which they act on at once, dropping it from their rings.
 func (c *Cluster) Leave(timeout time.Duration) error {
-	meta := c.cfg.Meta
-	meta.Leaving = true
-	if b, err := meta.Encode(); err == nil {
-		c.delegate.meta.Store(&b)
-		if err := c.ml.UpdateNode(timeout / 2); err != nil {
-			c.log.Warn("announcing the leave", "err", err)
-		}
-	}
-	if err := c.ml.Leave(timeout / 2); err != nil {
+	c.announceLeaving(timeout)
+	if err := c.ml.Leave(timeout); err != nil {
 		return fmt.Errorf("cluster: leave: %w", err)
 	}
 	return nil
+}
+
+// announceLeaving gossips this node's metadata marked leaving, waiting at
+// most timeout/4 and 1 s. Failing is harmless: the others then count the
+// leave as a failure.
+func (c *Cluster) announceLeaving(timeout time.Duration) {
+	meta := c.cfg.Meta
+	meta.Leaving = true
+	b, err := meta.Encode()
+	if err != nil { // too large with the flag: stay as is
+		return
+	}
+	c.delegate.meta.Store(&b)
+	wait := time.Second
+	if timeout > 0 {
+		wait = min(wait, timeout/4)
+	}
+	if err := c.ml.UpdateNode(wait); err != nil {
+		c.log.Warn("announcing the leave", "err", err)
+	}
 }
 
 // Shutdown stops gossip and the ring goroutine. It is idempotent. Without a

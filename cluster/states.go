@@ -14,9 +14,9 @@ const (
 )
 
 // departureMemory is how long a departed member is remembered: a failed
-// member that never returns (replaced, or removed after a crash) stops
-// counting as failed after it.
-const departureMemory = 24 * time.Hour
+// member that never returns (removed after a crash) stops counting as
+// failed after it. A StatefulSet member that restarts returns sooner.
+const departureMemory = time.Hour
 
 // maxDepartures bounds the departed members remembered; the oldest go first.
 const maxDepartures = 1024
@@ -29,7 +29,7 @@ type departure struct {
 
 // MemberStates counts the members by state as this node's memberlist sees
 // them: StateAlive (this node included), StateFailed and StateLeft for
-// members that departed within the last 24 hours and have not rejoined.
+// members that departed within the last hour and have not rejoined.
 // Every state is present in the result.
 func (c *Cluster) MemberStates() map[string]int {
 	return c.events.states(time.Now())
