@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -39,8 +40,20 @@ type TokenCache struct {
 	cfg    TokenCacheConfig
 	valid  *ristretto.Cache[uint64, *validEntry]
 	failed *ristretto.Cache[uint64, *failedEntry]
+	// closing orders the miss path's writes before Close: ristretto
+	// panics or hangs on a write while it closes.
+	closing sync.RWMutex
+	closed  bool
+	n       tokenCounters
+}
+
+// tokenCounters sit on their own cache line: every call writes one, and
+// the fields above are read by every call.
+type tokenCounters struct {
+	_      [64]byte
 	hits   atomic.Uint64 // answers reused from the caches
 	misses atomic.Uint64 // tokens checked from scratch
+	_      [64]byte
 }
 
 // TokenCacheStats counts a TokenCache's answers since it was created.
@@ -51,7 +64,7 @@ type TokenCacheStats struct {
 
 // Stats returns the cache's counters.
 func (c *TokenCache) Stats() TokenCacheStats {
-	return TokenCacheStats{Hits: c.hits.Load(), Misses: c.misses.Load()}
+	return TokenCacheStats{Hits: c.n.hits.Load(), Misses: c.n.misses.Load()}
 }
 
 type validEntry struct {
@@ -99,8 +112,12 @@ func NewTokenCache(v *Validator, marks *Watermarks, cfg TokenCacheConfig) (*Toke
 	return c, nil
 }
 
-// Close releases the caches.
+// Close releases the caches. Validations still running afterwards check
+// tokens without caching them.
 func (c *TokenCache) Close() {
+	c.closing.Lock()
+	defer c.closing.Unlock()
+	c.closed = true
 	c.valid.Close()
 	c.failed.Close()
 }
@@ -120,20 +137,20 @@ func (c *TokenCache) Validate(ctx context.Context, token string) (Claims, error)
 		return Claims{}, tokenErr(CodeTooLarge, "token exceeds the size limit")
 	}
 	if c.cfg.Off {
-		c.misses.Add(1)
+		c.n.misses.Add(1)
 		return c.checked(c.v.Validate(ctx, token))
 	}
 	sum := c.digest(token)
 	key := binary.LittleEndian.Uint64(sum[:8])
 	if e, ok := c.valid.Get(key); ok && e.sum == sum && e.epoch == c.v.keyEpoch() {
-		c.hits.Add(1)
+		c.n.hits.Add(1)
 		return c.recheck(e)
 	}
 	if e, ok := c.failed.Get(key); ok && e.sum == sum && e.version == c.v.keysVersion() {
-		c.hits.Add(1)
+		c.n.hits.Add(1)
 		return Claims{}, e.err
 	}
-	c.misses.Add(1)
+	c.n.misses.Add(1)
 	return c.validate(ctx, token, sum, key)
 }
 
@@ -178,6 +195,11 @@ func (c *TokenCache) validate(ctx context.Context, token string, sum [32]byte, k
 	// new entry stale at once rather than keeping it alive.
 	version, epoch := c.v.keysVersion(), c.v.keyEpoch()
 	claims, err := c.v.Validate(ctx, token)
+	c.closing.RLock()
+	defer c.closing.RUnlock()
+	if c.closed {
+		return c.checked(claims, err)
+	}
 	if err != nil {
 		if code := ErrorCode(err); code != "" && code != CodeNotYetValid {
 			c.failed.SetWithTTL(key, &failedEntry{sum: sum, err: err, version: version}, 64, c.cfg.FailedTTL)
@@ -186,8 +208,9 @@ func (c *TokenCache) validate(ctx context.Context, token string, sum [32]byte, k
 	}
 	e := &validEntry{sum: sum, claims: claims, leeway: c.v.issuers[claims.Issuer].Leeway, epoch: epoch}
 	if ttl := min(c.cfg.MaxTTL, claims.ExpiresAt.Sub(c.v.now())); ttl > 0 && c.valid.SetWithTTL(key, e, entryCost(token), ttl) {
-		// The set is buffered: waiting makes the next request with this
-		// token (often already on its way) find it.
+		// The set is buffered: waiting (a few microseconds, against the
+		// tens a validation took) makes the next request with this token,
+		// often already on its way, find it.
 		c.valid.Wait()
 	}
 	return c.checked(claims, nil)
