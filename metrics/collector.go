@@ -86,9 +86,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	s := c.snapshot()
-	c.mu.Lock()
+	c.mu.Lock() // before the snapshot: the window takes samples in order
 	defer c.mu.Unlock()
+	s := c.snapshot()
 	e := emitter{ch}
 	c.collectLookups(e, s)
 	e.gauge(ringDesc, float64(s.Ring.Members))
