@@ -70,8 +70,13 @@ func (n *Node) observe(op metrics.Op, start time.Time, err error) {
 }
 
 // failed reports whether err is the node's failure rather than an answer:
-// an invalid token, bad input and a caller that went away are not.
+// a rejected token or API key, bad input and a caller that went away are
+// answers.
 func failed(err error) bool {
-	return err != nil && auth.ErrorCode(err) == "" && !errors.Is(err, auth.ErrInvalidInput) &&
-		!errors.Is(err, context.Canceled)
+	var rejected *auth.KeyError
+	switch {
+	case err == nil, auth.ErrorCode(err) != "", errors.As(err, &rejected):
+		return false
+	}
+	return !errors.Is(err, auth.ErrInvalidInput) && !errors.Is(err, context.Canceled)
 }

@@ -155,6 +155,10 @@ func TestMetricValuesAfterKnownRequests(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A rejected key is an answer, not an error; its hash is an apikeys miss.
+	if _, err := n.VerifyAPIKey(ctx, "ak_test_nobody_0123456789"); err == nil {
+		t.Fatal("an unknown API key verified")
+	}
 	for range 2 { // sessions: one miss, one hit
 		if _, err := n.GetSession(ctx, "alice"); err != nil {
 			t.Fatal(err)
@@ -168,14 +172,15 @@ func TestMetricValuesAfterKnownRequests(t *testing.T) {
 		{"auth_cache_hits_total", cacheType("authorization"), 4},
 		{"auth_cache_misses_total", cacheType("authorization"), 1},
 		{"auth_cache_hits_total", cacheType("apikey"), 1},
-		{"auth_cache_misses_total", cacheType("apikey"), 1},
+		{"auth_cache_misses_total", cacheType("apikey"), 2},
 		{"auth_cache_hits_total", cacheType("session"), 1},
 		{"auth_cache_misses_total", cacheType("session"), 1},
 		{"auth_cache_hit_rate", cacheType("jwt_validation"), 50},
 		{"auth_cache_hit_rate", cacheType("authorization"), 80},
 		{"auth_cache_latency_seconds", op("jwt_validation", "validate"), 4},
 		{"auth_cache_latency_seconds", op("authorization", "authorize"), 3},
-		{"auth_cache_latency_seconds", op("apikey", "verify"), 2},
+		{"auth_cache_latency_seconds", op("apikey", "verify"), 3},
+		{"auth_cache_errors_total", op("apikey", "verify"), 0},
 		{"auth_cache_latency_seconds", op("session", "get"), 2},
 		{"auth_cache_errors_total", op("jwt_validation", "validate"), 0},
 		{"auth_cache_errors_total", op("authorization", "authorize"), 0},
