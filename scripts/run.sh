@@ -75,6 +75,9 @@ curl -sS -X POST $HTTP/v1/apikeys/verify $JSON -d '{"api_key":"$API_KEY"}'
 curl -sS -X PUT $HTTP/v1/sessions/alice $JSON -d '{"data":{"theme":"dark"},"ttl_seconds":3600}'
 curl -sS $HTTP/v1/sessions/alice
 
+# the plan's metrics (docs/metrics.md lists them all)
+curl -sS $HTTP/metrics | grep '^auth_cache_'
+
 # the same over gRPC
 grpcurl -plaintext -d '{"token":"$TOKEN"}' $GRPC avion.auth.v1.AuthService/ValidateToken
 grpcurl -plaintext $GRPC list
