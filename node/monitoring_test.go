@@ -54,21 +54,30 @@ func TestMonitoringQueriesUseExistingMetrics(t *testing.T) {
 // exposedMetrics returns every metric name reg describes, with a
 // histogram's _bucket, _sum and _count series.
 func exposedMetrics(reg *prometheus.Registry) map[string]bool {
+	known := map[string]bool{}
+	for _, name := range describedNames(reg) {
+		for _, suffix := range []string{"", "_bucket", "_sum", "_count"} {
+			known[name+suffix] = true
+		}
+	}
+	return known
+}
+
+// describedNames returns the name of every metric reg describes.
+func describedNames(reg *prometheus.Registry) []string {
 	ch := make(chan *prometheus.Desc)
 	go func() {
 		reg.Describe(ch)
 		close(ch)
 	}()
 	fqName := regexp.MustCompile(`fqName: "([^"]+)"`)
-	known := map[string]bool{}
+	var names []string
 	for d := range ch {
 		if m := fqName.FindStringSubmatch(d.String()); m != nil {
-			for _, suffix := range []string{"", "_bucket", "_sum", "_count"} {
-				known[m[1]+suffix] = true
-			}
+			names = append(names, m[1])
 		}
 	}
-	return known
+	return names
 }
 
 type rule struct {
@@ -178,5 +187,39 @@ func TestQueriedMetrics(t *testing.T) {
 		if got := queriedMetrics(q); !slices.Equal(got, want) {
 			t.Errorf("queriedMetrics(%q) = %q, want %q", q, got, want)
 		}
+	}
+}
+
+// TestMetricsDocMatchesNode: docs/metrics.md lists exactly the metrics a
+// node exposes (its own and the plan's; not Go's and the process's).
+func TestMetricsDocMatchesNode(t *testing.T) {
+	n := nodetest.Start(t, 1, nodetest.Options{})[0]
+	exposed := map[string]bool{}
+	for _, name := range describedNames(n.Metrics()) {
+		if strings.HasPrefix(name, "auth_cache_") || strings.HasPrefix(name, "authnode_") {
+			exposed[name] = true
+		}
+	}
+	b, err := os.ReadFile("../docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("(?m)^\\| `((?:auth_cache|authnode)_[a-z_]+)` \\|")
+	documented := map[string]bool{}
+	for _, m := range row.FindAllStringSubmatch(string(b), -1) {
+		documented[m[1]] = true
+	}
+	for name := range exposed {
+		if !documented[name] {
+			t.Errorf("%s is exposed but not in docs/metrics.md", name)
+		}
+	}
+	for name := range documented {
+		if !exposed[name] {
+			t.Errorf("docs/metrics.md lists %s, which no node exposes", name)
+		}
+	}
+	if len(documented) < 30 {
+		t.Fatalf("only %d metrics found in docs/metrics.md: its tables were not parsed", len(documented))
 	}
 }
