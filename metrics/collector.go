@@ -18,6 +18,7 @@ var (
 	missesDesc  = desc("auth_cache_misses_total", "Lookups that were not, by cache type (docs/metrics.md).", "cache_type")
 	hitRateDesc = desc("auth_cache_hit_rate", "Hits as a percentage of lookups on this node over the last minute, by cache type.", "cache_type")
 
+	buildDesc    = desc("authnode_build_info", "Always 1; the build's version is a label.", "version")
 	membersDesc  = desc("authnode_cluster_members", "Members in this node's memberlist view, by state (alive, failed, left).", "state")
 	ringDesc     = desc("authnode_ring_members", "Members in this node's ring.")
 	epochDesc    = desc("authnode_ring_epoch", "Ring changes this node has applied.")
@@ -74,7 +75,7 @@ func newCollector(snapshot func() Snapshot) *collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		hitsDesc, missesDesc, hitRateDesc, membersDesc, ringDesc, epochDesc, ownedDesc, suspectDesc, flushesDesc,
+		hitsDesc, missesDesc, hitRateDesc, buildDesc, membersDesc, ringDesc, epochDesc, ownedDesc, suspectDesc, flushesDesc,
 		sourceDesc, entriesDesc, bytesDesc, jwksAtDesc, jwksKeysDesc, jwksFailDesc, jwksKidDesc,
 		redisOpen, redisReads, redisErrors, redisDrops,
 	} {
@@ -91,6 +92,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.snapshot()
 	e := emitter{ch}
 	c.collectLookups(e, s)
+	if s.Version != "" {
+		e.gauge(buildDesc, 1, s.Version)
+	}
 	e.gauge(ringDesc, float64(s.Ring.Members))
 	e.gauge(epochDesc, float64(s.Ring.Epoch))
 	e.gauge(ownedDesc, float64(s.Ring.PartitionsOwned))

@@ -9,6 +9,7 @@ import (
 // Snapshot is the state of a node's parts at one scrape. A zero field
 // means the part is absent (no token cache, no Redis, ...).
 type Snapshot struct {
+	Version string // the build's
 	Tokens  auth.TokenCacheStats
 	Groups  []Group
 	Members map[string]int // by state: cluster.MemberStates

@@ -28,6 +28,8 @@ var ErrConfig = errors.New("node: invalid config")
 type Config struct {
 	// Name is the member name; unique in the cluster. (Required)
 	Name string
+	// Version is the build's version, exported as authnode_build_info.
+	Version string
 	// AdvertiseAddr is the host (no port) other nodes use to reach this one.
 	// Empty: the gossip bind host, or the first private address when gossip
 	// binds 0.0.0.0.

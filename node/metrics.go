@@ -19,6 +19,7 @@ func (n *Node) snapshot() metrics.Snapshot {
 	}
 	snap := n.Current()
 	s := metrics.Snapshot{
+		Version: n.cfg.Version,
 		Members: n.cluster.MemberStates(),
 		Ring: metrics.Ring{
 			Members: snap.Len(), Epoch: snap.Epoch(), PartitionsOwned: snap.PartitionsOwned(n.cfg.Name),

@@ -223,3 +223,54 @@ func TestMetricsDocMatchesNode(t *testing.T) {
 		t.Fatalf("only %d metrics found in docs/metrics.md: its tables were not parsed", len(documented))
 	}
 }
+
+// TestDashboardIsImportable checks what Grafana needs to import the
+// dashboard: a title and uid, panels with unique ids and a type, each
+// inside the 24-column grid, and every query with a refId, unique in its
+// panel, on the $datasource variable.
+func TestDashboardIsImportable(t *testing.T) {
+	b, err := os.ReadFile("../monitoring/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Title, UID string
+		Panels     []struct {
+			ID      int
+			Type    string
+			Title   string
+			GridPos struct{ H, W, X, Y int }
+			Targets []struct {
+				RefID      string `json:"refId"`
+				Expr       string
+				Datasource struct{ UID string }
+			}
+		}
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Title == "" || d.UID == "" || len(d.Panels) < 10 {
+		t.Fatalf("title %q, uid %q, %d panels", d.Title, d.UID, len(d.Panels))
+	}
+	ids := map[int]bool{}
+	for _, p := range d.Panels {
+		if p.Type == "" || p.ID == 0 || ids[p.ID] {
+			t.Errorf("panel %q: type %q, id %d (unique ids are required)", p.Title, p.Type, p.ID)
+		}
+		ids[p.ID] = true
+		if g := p.GridPos; g.W <= 0 || g.H <= 0 || g.X < 0 || g.X+g.W > 24 || g.Y < 0 {
+			t.Errorf("panel %q: grid position %+v outside the 24 columns", p.Title, g)
+		}
+		refs := map[string]bool{}
+		for _, q := range p.Targets {
+			if q.RefID == "" || refs[q.RefID] || q.Expr == "" || q.Datasource.UID != "${datasource}" {
+				t.Errorf("panel %q: query %q (refId %q, data source %q)", p.Title, q.Expr, q.RefID, q.Datasource.UID)
+			}
+			refs[q.RefID] = true
+		}
+		if p.Type != "row" && len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+	}
+}

@@ -25,7 +25,7 @@ func checkMetrics(t *testing.T, url string) string {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s: %d, %v", url, resp.StatusCode, err)
 	}
-	for _, want := range []string{"auth_cache_hits_total{", "auth_cache_latency_seconds_bucket{", "authnode_cluster_members{", "go_goroutines", "process_resident_memory_bytes"} {
+	for _, want := range []string{"auth_cache_hits_total{", "authnode_build_info{version=", "auth_cache_latency_seconds_bucket{", "authnode_cluster_members{", "go_goroutines", "process_resident_memory_bytes"} {
 		if !bytes.Contains(body, []byte(want)) {
 			t.Errorf("the scrape lacks %s", want)
 		}

@@ -46,7 +46,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer src.Close()
-	cfg.Source = src
+	cfg.Source, cfg.Version = src, version
 	n, err := node.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "authnode serve: %s\n", oneLine(err))
