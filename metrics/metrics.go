@@ -67,6 +67,7 @@ type Metrics struct {
 	invalidations [numChannels]prometheus.Counter
 	fanouts       [numKinds]prometheus.Observer
 	entryAge      *prometheus.HistogramVec
+	redis         *prometheus.HistogramVec
 }
 
 type opSeries struct {
@@ -84,11 +85,11 @@ func New(reg prometheus.Registerer, snapshot func() Snapshot) *Metrics {
 	errs := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "auth_cache_errors_total", Help: "Calls that failed for the node's reasons (source unavailable, deadline), by cache type and operation.",
 	}, []string{"cache_type", "operation"})
-	m := &Metrics{peers: newPeerSeries(), entryAge: newEntryAge()}
+	m := &Metrics{peers: newPeerSeries(), entryAge: newEntryAge(), redis: newRedisDuration()}
 	for op, l := range opLabels {
 		m.ops[op] = opSeries{latency: latency.WithLabelValues(l[0], l[1]), errors: errs.WithLabelValues(l[0], l[1])}
 	}
-	reg.MustRegister(latency, errs, m.entryAge, m.registerFanouts(), newCollector(snapshot),
+	reg.MustRegister(latency, errs, m.entryAge, m.redis, m.registerFanouts(), newCollector(snapshot),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.peers.register(reg)
 	return m

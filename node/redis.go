@@ -13,7 +13,7 @@ func (n *Node) startRedis() error {
 		return nil
 	}
 	cfg := redisfallback.DefaultConfig(n.cfg.RedisURL)
-	cfg.Logger, cfg.Now = n.log, n.cfg.Now
+	cfg.Logger, cfg.Now, cfg.Observe = n.log, n.cfg.Now, n.obs.RedisCommand
 	fb, err := redisfallback.New(cfg, n.clock, n.cache.Known)
 	if err != nil {
 		return err

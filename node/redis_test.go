@@ -815,6 +815,13 @@ func TestCacheModeRedis(t *testing.T) {
 	if hits := redisStats(t, nodes[1]).Hits; hits != 1 {
 		t.Fatalf("node-1 answered %d loads from a Redis copy, want 1 (erin)", hits)
 	}
+	wantMetrics(t, nodes[1].Metrics(), []wantSeries{
+		{"authnode_redis_copy_reads_total", map[string]string{"result": "hit"}, 1},
+		{"authnode_redis_circuit_open", nil, 0},
+	})
+	if n := metricValue(t, nodes[1].Metrics(), "authnode_redis_request_duration_seconds", map[string]string{"command": "hget"}); n < 1 {
+		t.Fatalf("node-1 read a copy, but timed %v HGETs", n)
+	}
 
 	users := []string{"alice", "bob", "carol", "dave", "erin", "nobody"}
 	resources := []string{"posts:1", "orgs:42:a", "orgs:43:a", "x"}

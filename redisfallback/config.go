@@ -49,6 +49,12 @@ type Config struct {
 
 	// Now reads the wall clock for expiry. Default time.Now.
 	Now func() time.Time
+
+	// Observe, when set, is told of every command sent to Redis (a
+	// pipeline counts as one, named "pipeline"): its lower-case name, how
+	// long it took, and whether it failed (a missing key is no failure).
+	// Pub/sub traffic is not included. It must not block.
+	Observe func(command string, d time.Duration, failed bool)
 }
 
 // DefaultConfig returns production defaults for the server at url.

@@ -86,6 +86,9 @@ func New(cfg Config, clock *hlc.Clock, known Known) (*Fallback, error) {
 	}
 	opts.OnConnect = f.onConnect
 	f.client = redis.NewClient(opts)
+	if cfg.Observe != nil {
+		f.client.AddHook(timing(cfg.Observe))
+	}
 	return f, nil
 }
 
