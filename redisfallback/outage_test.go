@@ -28,8 +28,14 @@ type sample struct {
 	took  time.Duration
 }
 
-// hammer runs workers goroutines that load random keys of n for d and
-// returns every sample and the number of failed loads.
+// maxHammerLoads bounds each hammer worker's loads.
+const maxHammerLoads = 100_000
+
+// hammer runs workers goroutines that load random keys of n for d (at most
+// maxHammerLoads each, paced by a short sleep between loads) and returns
+// every sample and the number of failed loads. Unpaced, a worker made
+// millions of sub-microsecond loads, and growing their samples stalled the
+// process for longer than the waits the tests bound.
 func hammer(ld shard.Loader, workers, n int, d time.Duration) ([]sample, int64) {
 	var failed atomic.Int64
 	per := make([][]sample, workers)
@@ -37,11 +43,13 @@ func hammer(ld shard.Loader, workers, n int, d time.Duration) ([]sample, int64) 
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			for start := time.Now(); start.Before(end); start = time.Now() {
+			per[w] = make([]sample, 0, 4096)
+			for start := time.Now(); start.Before(end) && len(per[w]) < maxHammerLoads; start = time.Now() {
 				if _, err := ld.Load(context.Background(), fmt.Sprintf("k%d", rand.IntN(n))); err != nil {
 					failed.Add(1)
 				}
 				per[w] = append(per[w], sample{start, time.Since(start)})
+				time.Sleep(20 * time.Microsecond)
 			}
 		})
 	}
