@@ -114,6 +114,9 @@ type procLogLine struct {
 	Status int    `json:"status"`
 	// RequestID ties an admin or mutating call's lines together.
 	RequestID string `json:"request_id"`
+	// Member and State describe a membership change.
+	Member string `json:"member"`
+	State  string `json:"state"`
 }
 
 // procLogLines returns the JSON lines of p's log; other lines are skipped.

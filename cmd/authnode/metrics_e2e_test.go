@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -43,4 +45,59 @@ func checkMetrics(t *testing.T, url string) string {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 	return string(body)
+}
+
+// TestMembershipInMetricsAndLogs runs three real processes: when one is
+// killed, the survivors count it as failed in authnode_cluster_members and
+// log "member failed"; when another stops gracefully, it is counted as
+// left and logged "member left".
+func TestMembershipInMetricsAndLogs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary; skipped with -short")
+	}
+	a := startProc(t, "a", "")
+	b := startProc(t, "b", a.gossip)
+	c := startProc(t, "c", a.gossip)
+	members := func(p *proc, state string, n int) func() bool {
+		return func() bool {
+			_, m := httpGet("http://" + p.http + "/metrics")
+			return strings.Contains(m, fmt.Sprintf("authnode_cluster_members{state=%q} %d\n", state, n))
+		}
+	}
+	waitFor(t, "three alive members", members(a, "alive", 3))
+
+	if err := c.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a to count c as failed", members(a, "failed", 1))
+	waitFor(t, "b to count c as failed", members(b, "failed", 1))
+
+	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a to count b as left", members(a, "left", 1))
+	if !members(a, "alive", 1)() || !members(a, "failed", 1)() {
+		_, m := httpGet("http://" + a.http + "/metrics")
+		t.Fatalf("a's members after c failed and b left:\n%s", grepLines(m, "authnode_cluster_members"))
+	}
+	logged := map[string]string{} // member → state, from a's membership lines
+	for _, l := range procLogLines(a) {
+		if l.Msg == "member "+l.State && l.Member != "" {
+			logged[l.Member] = l.State
+		}
+	}
+	if logged["c"] != "failed" || logged["b"] != "left" {
+		t.Errorf("a logged the departures as %v, want c failed and b left", logged)
+	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for l := range strings.Lines(s) {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "")
 }
