@@ -22,15 +22,31 @@ import (
 // loopback listener and returns a client for it.
 func startGRPC(t *testing.T, guard Guard) (authpb.AuthServiceClient, *fakeService) {
 	t.Helper()
+	svc := newFakeService()
+	return serveGRPC(t, svc, guard, nil, nil), svc
+}
+
+// serveGRPC serves the public gRPC API over svc on 127.0.0.1, with the
+// server interceptor in (when not nil), and returns a client whose calls
+// pass through out (when not nil).
+func serveGRPC(t *testing.T, svc Service, guard Guard, in grpc.UnaryServerInterceptor, out grpc.UnaryClientInterceptor) authpb.AuthServiceClient {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := newFakeService()
-	s := grpc.NewServer()
+	var sopts []grpc.ServerOption
+	if in != nil {
+		sopts = append(sopts, grpc.ChainUnaryInterceptor(in))
+	}
+	s := grpc.NewServer(sopts...)
 	RegisterAuthService(s, svc, guard)
 	go func() { _ = s.Serve(lis) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	copts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if out != nil {
+		copts = append(copts, grpc.WithUnaryInterceptor(out))
+	}
+	conn, err := grpc.NewClient(lis.Addr().String(), copts...)
 	if err != nil {
 		s.Stop()
 		t.Fatal(err)
@@ -39,7 +55,7 @@ func startGRPC(t *testing.T, guard Guard) (authpb.AuthServiceClient, *fakeServic
 		_ = conn.Close()
 		s.Stop()
 	})
-	return authpb.NewAuthServiceClient(conn), svc
+	return authpb.NewAuthServiceClient(conn)
 }
 
 // withAuth returns a context with the given authorization metadata values.

@@ -28,9 +28,15 @@ const bearer = "Bearer " + apiToken
 func startHTTP(t *testing.T, guard Guard) (*httptest.Server, *fakeService) {
 	t.Helper()
 	svc := newFakeService()
+	return serveHTTP(t, svc, guard), svc
+}
+
+// serveHTTP serves the public HTTP API over svc with guard.
+func serveHTTP(t *testing.T, svc Service, guard Guard) *httptest.Server {
+	t.Helper()
 	srv := httptest.NewServer(newPublicAPI(svc, guard, func() time.Time { return testNow }).handler())
 	t.Cleanup(srv.Close)
-	return srv, svc
+	return srv
 }
 
 // reply is a response as the tests look at it.
@@ -62,17 +68,7 @@ func (r reply) errorCode(t *testing.T) string {
 // Authorization header.
 func send(t *testing.T, srv *httptest.Server, method, path, body, authorization string) reply {
 	t.Helper()
-	req, err := http.NewRequestWithContext(context.Background(), method, srv.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if authorization != "" {
-		req.Header.Set("Authorization", authorization)
-	}
-	return sendRequest(t, srv, req)
+	return sendWithID(t, srv, method, path, body, authorization, "")
 }
 
 func sendRequest(t *testing.T, srv *httptest.Server, req *http.Request) reply {

@@ -3,7 +3,6 @@ package transport
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,7 +12,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -103,9 +101,7 @@ var mutationMethods = map[string]string{
 func startIDHTTP(t *testing.T, guard Guard) (*httptest.Server, *idService) {
 	t.Helper()
 	svc := newIDService()
-	srv := httptest.NewServer(newPublicAPI(svc, guard, func() time.Time { return testNow }).handler())
-	t.Cleanup(srv.Close)
-	return srv, svc
+	return serveHTTP(t, svc, guard), svc
 }
 
 // sendWithID is send with an X-Request-Id header of id (none when id is
@@ -355,27 +351,8 @@ func (h *headerRecorder) last() []string {
 // whose calls' response headers hdr keeps.
 func startIDGRPC(t *testing.T, guard Guard) (c authpb.AuthServiceClient, svc *idService, hdr *headerRecorder) {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc = newIDService()
-	s := grpc.NewServer(grpc.ChainUnaryInterceptor(RequestIDs))
-	RegisterAuthService(s, svc, guard)
-	go func() { _ = s.Serve(lis) }()
-	hdr = &headerRecorder{}
-	conn, err := grpc.NewClient(lis.Addr().String(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithUnaryInterceptor(hdr.intercept))
-	if err != nil {
-		s.Stop()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = conn.Close()
-		s.Stop()
-	})
-	return authpb.NewAuthServiceClient(conn), svc, hdr
+	svc, hdr = newIDService(), &headerRecorder{}
+	return serveGRPC(t, svc, guard, RequestIDs, hdr.intercept), svc, hdr
 }
 
 // withRequestIDMD returns withAuth(t, auth...) with x-request-id metadata
