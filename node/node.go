@@ -353,10 +353,10 @@ func (n *Node) onRingChange(v cluster.View) {
 			names = append(names, name)
 		}
 	}
+	n.obs.SetPeers(names) // first: calls to a new member are labelled with its name
 	if err := n.pool.SetPeers(peers); err != nil {
 		n.log.Warn("peer connections", "err", err)
 	}
-	n.obs.SetPeers(names)
 	n.ring.Store(v.Ring)
 	if n.cfg.CacheMode == ModeCluster {
 		n.routing.Store(v.Ring)
