@@ -4,10 +4,11 @@
 // Counters the node's parts keep anyway (cache, token cache, JWKS, Redis,
 // membership) are read when scraped, through a Snapshot; what only exists
 // as an event (a call's latency, a peer call, an invalidation) is observed
-// as it happens, through pre-bound series so the hot path neither
+// as it happens. The series a cached answer touches (its call's latency
+// and errors, an entry's age) are bound in advance, so that path neither
 // allocates nor takes a lock. Every label value is bounded: a cache type,
 // an operation, a group, a channel, a member, a configured issuer, a gRPC
-// code; never a user, token, key or resource.
+// code, a Redis command; never a user, token, key or resource.
 package metrics
 
 import (
