@@ -74,10 +74,13 @@ func (n *Node) observe(op metrics.Op, start time.Time, err error) {
 // a rejected token or API key, bad input and a caller that went away are
 // answers.
 func failed(err error) bool {
+	return err != nil && !answer(err) // the nil test first: answer allocates
+}
+
+// answer reports whether err is an answer to the caller rather than a
+// failure.
+func answer(err error) bool {
 	var rejected *auth.KeyError
-	switch {
-	case err == nil, auth.ErrorCode(err) != "", errors.As(err, &rejected):
-		return false
-	}
-	return !errors.Is(err, auth.ErrInvalidInput) && !errors.Is(err, context.Canceled)
+	return auth.ErrorCode(err) != "" || errors.As(err, &rejected) ||
+		errors.Is(err, auth.ErrInvalidInput) || errors.Is(err, context.Canceled)
 }
