@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"time"
 
-	"github.com/dgraph-io/ristretto/v2"
-
+	"github.com/avion/authnode/hlc"
 	"github.com/avion/authnode/shard"
 )
 
@@ -74,10 +72,10 @@ type userState struct {
 // (after an invalidation) never meets an old memo.
 type Authorizer struct {
 	users Cache
-	sets  *ristretto.Cache[string, *userState] // user + generation → compiled state
-	memo  *ristretto.Cache[string, bool]       // user + generation + request → decision
-	off   bool                                 // cache mode off: no memo
-	marks *Watermarks                          // raised from loaded policies; may be nil
+	sets  *memo[*userState] // user + generation → compiled state
+	memo  *memo[bool]       // user + generation + request → decision
+	off   bool              // cache mode off: no memo
+	marks *Watermarks       // raised from loaded policies; may be nil
 }
 
 // NewAuthorizer returns an authorizer over users with memoBytes of memory
@@ -87,28 +85,28 @@ type Authorizer struct {
 func NewAuthorizer(users Cache, memoBytes int64, marks *Watermarks) (*Authorizer, error) {
 	off := memoBytes <= 0
 	memoBytes = max(memoBytes, 1<<20)
-	sets, err := ristretto.NewCache(&ristretto.Config[string, *userState]{NumCounters: 1e5, MaxCost: memoBytes / 2, BufferItems: 64})
+	sets, err := newMemo[*userState](memoBytes/2, 1e5)
 	if err != nil {
 		return nil, err
 	}
-	memo, err := ristretto.NewCache(&ristretto.Config[string, bool]{NumCounters: 1e6, MaxCost: memoBytes / 2, BufferItems: 64})
+	decisions, err := newMemo[bool](memoBytes/2, 1e6)
 	if err != nil {
-		sets.Close()
+		sets.close()
 		return nil, err
 	}
-	return &Authorizer{users: users, sets: sets, memo: memo, off: off, marks: marks}, nil
+	return &Authorizer{users: users, sets: sets, memo: decisions, off: off, marks: marks}, nil
 }
 
 // Clear drops every memoised set and decision.
 func (a *Authorizer) Clear() {
-	a.sets.Clear()
-	a.memo.Clear()
+	a.sets.clear()
+	a.memo.clear()
 }
 
 // Close releases the memo caches.
 func (a *Authorizer) Close() {
-	a.sets.Close()
-	a.memo.Close()
+	a.sets.close()
+	a.memo.close()
 }
 
 // Authorize reports whether userID may do action on resource under
@@ -123,18 +121,18 @@ func (a *Authorizer) Authorize(ctx context.Context, userID, resource, action str
 	if err != nil {
 		return false, err
 	}
-	gen := strconv.FormatUint(uint64(e.Gen), 36)
-	key := memoKey(userID, gen, resource, action, conditions)
-	if allowed, ok := a.memo.Get(key); ok && !a.off {
+	var buf [questionBuf]byte
+	question := appendQuestion(buf[:0], userID, e.Gen, resource, action, conditions)
+	if allowed, ok := a.memo.get(question); ok && !a.off {
 		return allowed, nil
 	}
-	st, err := a.state(userID, gen, e.Value)
+	st, err := a.state(userID, e.Gen, e.Value)
 	if err != nil {
 		return false, err
 	}
 	allowed := st.set.Allows(resource, action, conditions)
-	if !a.off {
-		a.memo.SetWithTTL(key, allowed, int64(len(key)+16), time.Until(e.Expires))
+	if ttl := time.Until(e.Expires); !a.off && ttl > 0 {
+		a.memo.set(question, allowed, 48, ttl)
 	}
 	return allowed, nil
 }
@@ -158,7 +156,7 @@ func (a *Authorizer) userState(ctx context.Context, userID string) (*userState, 
 	if err != nil {
 		return nil, err
 	}
-	return a.state(userID, strconv.FormatUint(uint64(e.Gen), 36), e.Value)
+	return a.state(userID, e.Gen, e.Value)
 }
 
 // denyAll is the state of an unknown user.
@@ -166,9 +164,10 @@ var denyAll = &userState{set: &PermissionSet{disabled: true}}
 
 // state decodes and compiles a user's cached policy, once per generation on
 // this node.
-func (a *Authorizer) state(userID, gen string, value []byte) (*userState, error) {
-	key := memoKey(userID, gen, "", "", nil)
-	if st, ok := a.sets.Get(key); ok && !a.off {
+func (a *Authorizer) state(userID string, gen hlc.Gen, value []byte) (*userState, error) {
+	var buf [questionBuf]byte
+	question := appendQuestion(buf[:0], userID, gen, "", "", nil)
+	if st, ok := a.sets.get(question); ok && !a.off {
 		return st, nil
 	}
 	var p storedPolicy
@@ -183,7 +182,7 @@ func (a *Authorizer) state(userID, gen string, value []byte) (*userState, error)
 	}
 	st := &userState{set: compileLenient(p.Disabled, p.Permissions), keys: p.Keys}
 	if !a.off {
-		a.sets.Set(key, st, int64(len(value)+len(key)))
+		a.sets.set(question, st, int64(len(value)), 0)
 	}
 	return st, nil
 }
@@ -199,31 +198,4 @@ func compileLenient(disabled bool, perms []Permission) *PermissionSet {
 		return e != nil
 	}))
 	return set
-}
-
-// memoKey identifies a decision exactly: user, generation, resource,
-// action and the sorted conditions, each length-prefixed, so no two
-// different questions share a key (a hash, or plain separators, would let a
-// crafted user id or resource read another question's answer).
-func memoKey(userID, gen, resource, action string, conds map[string]string) string {
-	b := make([]byte, 0, 64+len(userID)+len(resource)+len(action))
-	field := func(s string) {
-		b = strconv.AppendInt(b, int64(len(s)), 10)
-		b = append(b, ':')
-		b = append(b, s...)
-	}
-	field(userID)
-	field(gen)
-	field(resource)
-	field(action)
-	keys := make([]string, 0, len(conds))
-	for k := range conds {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		field(k)
-		field(conds[k])
-	}
-	return string(b)
 }

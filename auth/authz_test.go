@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/avion/authnode/hlc"
 	"github.com/avion/authnode/shard"
@@ -56,7 +59,7 @@ func TestNewGenerationNeverMeetsOldMemo(t *testing.T) {
 			t.Fatalf("Authorize = %v, %v", ok, err)
 		}
 	}
-	a.memo.Wait()
+	a.memo.wait()
 	users.set("u", 11, storedPolicy{Found: true}) // permission revoked
 	if ok, _ := a.Authorize(ctx, "u", "posts:1", "write", nil); ok {
 		t.Fatal("a memoised allow outlived the generation it was made under")
@@ -84,30 +87,66 @@ func TestSourceFailureIsUnavailable(t *testing.T) {
 	}
 }
 
-// TestMemoKeysAreUnambiguous: questions that plain separators would run
-// together get different keys.
-func TestMemoKeysAreUnambiguous(t *testing.T) {
+// TestQuestionsAreUnambiguous: questions that plain separators would run
+// together encode differently; condition order does not matter.
+func TestQuestionsAreUnambiguous(t *testing.T) {
 	keys := map[string]bool{}
 	for _, q := range []struct {
-		user, gen, resource, action string
-		conds                       map[string]string
+		user     string
+		gen      hlc.Gen
+		resource string
+		action   string
+		conds    map[string]string
 	}{
-		{"alice", "1", "posts:1", "write", nil},
-		{"alice\x001", "2", "posts:1", "write", nil},
-		{"alice", "1", "posts:1\x00write", "", nil},
-		{"alice", "1", "posts:1", "write", map[string]string{"a": "b"}},
-		{"alice", "1", "posts:1", "write", map[string]string{"a\x00b": ""}},
-		{"alice", "1", "posts:1", "write", map[string]string{"a": "b", "c": "d"}},
-		{"alice", "1", "posts:1", "write", map[string]string{"a": "b\x00c", "": "d"}},
+		{"alice", 1, "posts:1", "write", nil},
+		{"alice\x001", 2, "posts:1", "write", nil},
+		{"alice", 1, "posts:1\x00write", "", nil},
+		{"alice", 1, "posts:1", "write", map[string]string{"a": "b"}},
+		{"alice", 1, "posts:1", "write", map[string]string{"a\x00b": ""}},
+		{"alice", 1, "posts:1", "write", map[string]string{"a": "b", "c": "d"}},
+		{"alice", 1, "posts:1", "write", map[string]string{"a": "b\x00c", "": "d"}},
+		{"alice", 1 << 8, "posts:1", "write", nil},
 	} {
-		k := memoKey(q.user, q.gen, q.resource, q.action, q.conds)
+		k := string(appendQuestion(nil, q.user, q.gen, q.resource, q.action, q.conds))
 		if keys[k] {
-			t.Fatalf("two questions share the memo key %q", k)
+			t.Fatalf("two questions encode as %q", k)
 		}
 		keys[k] = true
 	}
-	if memoKey("u", "1", "r", "a", map[string]string{"x": "1", "y": "2"}) != memoKey("u", "1", "r", "a", map[string]string{"y": "2", "x": "1"}) {
-		t.Fatal("condition order changed the key")
+	many := map[string]string{}
+	for i := range 2 * maxMemoConds { // more than the stack holds
+		many[fmt.Sprint("c", i)] = fmt.Sprint(i)
+	}
+	for range 10 {
+		a := appendQuestion(nil, "u", 1, "r", "a", map[string]string{"x": "1", "y": "2"})
+		b := appendQuestion(nil, "u", 1, "r", "a", map[string]string{"y": "2", "x": "1"})
+		c, d := appendQuestion(nil, "u", 1, "r", "a", many), appendQuestion(nil, "u", 1, "r", "a", many)
+		if string(a) != string(b) || string(c) != string(d) {
+			t.Fatal("condition order changed the question")
+		}
+	}
+}
+
+// TestMemoComparesTheWholeQuestion: an entry found under a question's hash
+// but made for another question is a miss.
+func TestMemoComparesTheWholeQuestion(t *testing.T) {
+	m, err := newMemo[bool](1<<20, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.close)
+	allowed := appendQuestion(nil, "admin", 1, "x", "write", nil)
+	asked := appendQuestion(nil, "mallory", 1, "x", "write", nil)
+	// As if the two shared a hash: the admin's answer stored under mallory's.
+	m.c.Set(xxhash.Sum64(asked), memoEntry[bool]{question: string(allowed), v: true}, 1)
+	m.wait()
+	if v, ok := m.get(asked); ok || v {
+		t.Fatal("an answer to another question was served")
+	}
+	m.set(asked, false, 0, 0)
+	m.wait()
+	if v, ok := m.get(asked); !ok || v {
+		t.Fatalf("get = %v, %v; want the memoised false", v, ok)
 	}
 }
 
@@ -124,7 +163,7 @@ func benchAuthorizer(b *testing.B) (*Authorizer, map[string]string) {
 	b.Cleanup(a.Close)
 	conds := map[string]string{"region": "eu"}
 	_, _ = a.Authorize(context.Background(), "u", "orgs:1:docs:a", "read", conds)
-	a.memo.Wait()
+	a.memo.wait()
 	return a, conds
 }
 
