@@ -30,15 +30,16 @@ type server interface {
 func (n *Node) servers() []server {
 	peer := grpc.NewServer(grpc.ChainUnaryInterceptor(n.countPeerInvalidations))
 	transport.RegisterPeer(peer, n.cache, n.auth.marks, n.pool.Relay)
-	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(transport.RequestIDs)}
+	var opts []grpc.ServerOption
 	httpLis := n.httpLis
 	if n.cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(n.cfg.TLS)))
 		httpLis = tls.NewListener(httpLis, n.cfg.TLS)
 	}
-	if n.clientCertsRequired() {
+	if n.clientCertsRequired() { // first: a refused caller gets nothing, as over HTTP
 		opts = append(opts, grpc.ChainUnaryInterceptor(requireClientCertGRPC))
 	}
+	opts = append(opts, grpc.ChainUnaryInterceptor(transport.RequestIDs))
 	public := grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(public, n.health)
 	guard := transport.Guard{Tokens: transport.NewTokens(n.cfg.APITokens...), Insecure: n.cfg.DevInsecureAPI}
